@@ -1,0 +1,116 @@
+// The per-run supervisor: a small shim process that owns a run's process tree.
+//
+// The engine never forks. For each run it starts one supervisor with posix_spawn: the
+// automan binary re-executed as `automan __supervise` (SupervisorMain below). The shim
+//   - makes itself a child subreaper (PR_SET_CHILD_SUBREAPER), so every process a step
+//     starts, double-forked daemons included, stays its descendant;
+//   - spawns each step (posix_spawn, its own process group, the given clean environment)
+//     with stdout/stderr on the pipes the engine reads;
+//   - enforces the step's timeout itself (SIGTERM to the whole tree, SIGKILL after the
+//     grace period), so a stalled engine cannot leave a step running forever;
+//   - when the step's main process exits, terminates whatever it left behind the same way,
+//     and reports only once no descendant remains: nothing a step starts outlives it;
+//   - treats EOF on its control pipe (the engine exited or was killed) as cancellation:
+//     it kills the tree and exits.
+// Later issues add namespaces, rlimits and cgroups here (the sandbox), and re-attachment
+// after a daemon restart.
+//
+// The step specification (argv, environment with parameter values and secrets) travels
+// over the control pipe, never on the shim's command line, so it is not visible in
+// /proc/PID/cmdline.
+//
+// Threading: a RunSupervisor is used by one thread at a time. CancelSignal::Cancel() may be
+// called from any thread or from a signal handler.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "core/run.h"
+
+namespace automan {
+
+// Wakes a blocked RunStep from another thread or a signal handler. Backed by an eventfd.
+class CancelSignal {
+ public:
+  CancelSignal();
+  ~CancelSignal();
+  CancelSignal(const CancelSignal&) = delete;
+  CancelSignal& operator=(const CancelSignal&) = delete;
+  void Cancel();  // async-signal-safe
+  bool cancelled() const;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+struct StepCommand {
+  std::vector<std::string> argv;  // argv[0] without a '/' is looked up in the env's PATH
+  std::vector<std::string> env;   // the complete environment, "KEY=VALUE"
+  std::string cwd;                // empty: inherit the supervisor's
+  std::optional<std::chrono::milliseconds> timeout;
+  std::chrono::milliseconds kill_grace{5000};  // SIGTERM -> SIGKILL
+};
+
+struct StepExit {
+  enum class Kind {
+    kExited,       // the main process exited; exit_code is set
+    kSignaled,     // the main process was killed by `signal` (not by us)
+    kTimedOut,     // the timeout fired; the tree was terminated
+    kCancelled,    // CancelSignal fired; the tree was terminated
+    kSpawnFailed,  // the command could not be started; `error` says why
+  };
+  Kind kind = Kind::kExited;
+  int exit_code = 0;
+  int signal = 0;
+  std::string error;
+  bool operator==(const StepExit&) const = default;
+};
+
+// Receives a step's output as lines (without the newline). A line longer than
+// kMaxLineBytes arrives as several pieces, all but the last with partial = true.
+// Called on the thread that called RunStep.
+class LineSink {
+ public:
+  virtual ~LineSink() = default;
+  virtual void OnLine(LogStream stream, std::string_view text, bool partial) = 0;
+};
+
+inline constexpr size_t kMaxLineBytes = 16 * 1024;
+
+struct SupervisorOptions {
+  // The binary to re-execute as the shim; it must dispatch `__supervise` to
+  // SupervisorMain. Default: this process's own executable (/proc/self/exe).
+  std::string exe = "/proc/self/exe";
+};
+
+class RunSupervisor {
+ public:
+  // Spawns the shim. Fails with kUnavailable if it cannot be started.
+  static Result<std::unique_ptr<RunSupervisor>> Start(const SupervisorOptions& options = {});
+  virtual ~RunSupervisor() = default;
+
+  // Runs one step to completion: streams its output to `sink` without blocking on any one
+  // stream (a flood without newlines or a silent stream cannot stall the other), and
+  // returns once the step's whole process tree is gone and its output is drained.
+  // If `cancel` fires, the tree is terminated (SIGTERM, grace, SIGKILL) and kCancelled is
+  // returned. A non-OK Status means the supervisor itself failed (it died, the protocol
+  // broke); the tree is killed in that case too.
+  virtual Result<StepExit> RunStep(const StepCommand& cmd, LineSink& sink,
+                                   const CancelSignal& cancel) = 0;
+
+  // The shim's pid (for diagnostics and tests).
+  virtual int pid() const = 0;
+};
+
+// Entry point of `automan __supervise` (argv[1] == "__supervise"). Returns the exit code.
+int SupervisorMain(int argc, char** argv);
+inline constexpr std::string_view kSupervisorCommand = "__supervise";
+
+}  // namespace automan

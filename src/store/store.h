@@ -1,0 +1,130 @@
+// Store: the durable record of runbook versions, runs, attempts, step runs and log lines.
+//
+// One abstract interface, several backends: SQLite (embedded default, store/sqlite/) now,
+// PostgreSQL later. Every backend passes the same conformance suite
+// (tests/store/store_conformance.h), which is the executable form of this contract.
+//
+// Contract
+// - All reads and writes happen inside Transact(): the callback receives a StoreTx and
+//   either returns OK (the transaction commits) or an error (it rolls back, and Transact
+//   returns that error). Nothing written in a rolled-back transaction is visible, ever.
+// - "Committed" means durable: when Transact returns OK for a kWrite transaction under
+//   Durability::kFull, the data survives a kill -9 of the process and a power loss.
+//   Durability::kFast (opt-in) may lose the last commits on power loss, never on a crash.
+// - Several processes may open the same store (a server and `automan exec` sharing a data
+//   dir). Writers are serialised by the backend; a writer that cannot get the lock within
+//   the busy timeout gets kUnavailable.
+// - Fencing: UpdateRun succeeds only when the stored run's fence equals run.fence
+//   (kAborted otherwise), and CheckFence lets a writer of step runs and log lines verify, in
+//   the same transaction, that its lease is still current. Only a claim changes the fence.
+// - Thread safety: a Store may be shared by threads; each Transact call is independent.
+//   A StoreTx must not escape its callback or be used from another thread.
+// - Errors: kNotFound for a missing row, kAlreadyExists for a duplicate key,
+//   kFailedPrecondition for a database whose schema is newer than this binary,
+//   kDataLoss for a corrupt file, kUnavailable for busy/locked, kInvalidArgument for a bad
+//   URL.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "core/run.h"
+
+namespace automan {
+
+// The exact text of a runbook as a run executed it. Content-addressed by `version`.
+struct RunbookVersion {
+  std::string version;     // "sha256:<hex>" of yaml
+  std::string runbook_id;
+  std::string yaml;
+  std::string source;      // where it was loaded from, informational
+  Timestamp created_at{};
+  bool operator==(const RunbookVersion&) const = default;
+};
+
+// Newest first. `before_id` is the cursor: only runs whose id sorts before it.
+struct RunFilter {
+  std::optional<std::string> runbook_id;
+  std::optional<RunStatus> status;
+  std::optional<Trigger> trigger;
+  std::optional<std::string> before_id;
+  int limit = 50;  // 1..1000
+};
+
+// Lines of one run in sequence order, after `after_seq`.
+struct LogQuery {
+  std::string run_id;
+  std::optional<int> attempt;        // all attempts when unset (ordered by attempt, seq)
+  std::optional<std::string> step_id;
+  std::optional<LogStream> stream;
+  int64_t after_seq = 0;
+  int limit = 1000;                  // 1..100000
+};
+
+class StoreTx {
+ public:
+  virtual ~StoreTx() = default;
+
+  // Idempotent: putting an existing version again is OK and changes nothing.
+  virtual Status PutRunbookVersion(const RunbookVersion& v) = 0;
+  virtual Result<RunbookVersion> GetRunbookVersion(std::string_view version) = 0;
+
+  virtual Status InsertRun(const Run& run) = 0;  // kAlreadyExists on a duplicate id
+  virtual Result<Run> GetRun(std::string_view id) = 0;
+  // Replaces every field of the run with this id; fenced (see the header comment).
+  virtual Status UpdateRun(const Run& run) = 0;
+  virtual Result<std::vector<Run>> ListRuns(const RunFilter& filter) = 0;
+  // kAborted when the run's stored fence is not `fence`; kNotFound when there is no run.
+  virtual Status CheckFence(std::string_view run_id, int64_t fence) = 0;
+
+  // Insert or replace by (run_id, number).
+  virtual Status UpsertAttempt(const Attempt& a) = 0;
+  virtual Result<std::vector<Attempt>> ListAttempts(std::string_view run_id) = 0;
+
+  // Insert or replace by (run_id, attempt, step_id).
+  virtual Status UpsertStepRun(const StepRun& s) = 0;
+  // Ordered by attempt, then index.
+  virtual Result<std::vector<StepRun>> ListStepRuns(std::string_view run_id) = 0;
+
+  // kAlreadyExists if any (run_id, attempt, seq) is already stored (nothing is written).
+  virtual Status AppendLogLines(std::span<const LogLine> lines) = 0;
+  virtual Result<std::vector<LogLine>> ReadLogLines(const LogQuery& q) = 0;
+};
+
+enum class Durability { kFull, kFast };
+
+struct StoreOptions {
+  std::string url;  // "sqlite:PATH" (":memory:" allowed for tests)
+  Durability durability = Durability::kFull;
+  std::chrono::milliseconds busy_timeout{5000};
+};
+
+class Store {
+ public:
+  enum class TxMode { kRead, kWrite };
+
+  virtual ~Store() = default;
+
+  // Opens (creating if needed) and migrates the store named by options.url.
+  static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);
+
+  virtual Status Transact(TxMode mode, const std::function<Status(StoreTx&)>& fn) = 0;
+
+  // "sqlite:/abs/path/automan.db"
+  virtual std::string Describe() const = 0;
+  // The schema version of the open database (the latest this binary knows, after Open).
+  virtual int SchemaVersion() const = 0;
+};
+
+// The default store URL for a data directory: "sqlite:DIR/automan.db".
+std::string DefaultStoreUrl(const std::string& data_dir);
+
+}  // namespace automan
