@@ -30,8 +30,7 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
     while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
       n = n * 10 + (text[i] - '0');
       if (n > kMaxMs) {
-        return Error(ErrorCode::kInvalidArgument, "duration \"{}\" is longer than 365 days",
-                     shown);
+        return Error(ErrorCode::kInvalidArgument, "duration \"{}\" is longer than 365 days", shown);
       }
       ++i;
     }

@@ -5,19 +5,19 @@
 // Codes follow the Abseil/gRPC canon so they map one-to-one onto HTTP statuses later.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cassert>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <variant>
 
-#include <fmt/format.h>
-
 namespace automan {
 
 enum class ErrorCode {
   kOk = 0,
-  kInvalidArgument,     // the caller's input is wrong; retrying the same input fails again
+  kInvalidArgument,  // the caller's input is wrong; retrying the same input fails again
   kNotFound,
   kAlreadyExists,
   kFailedPrecondition,  // the system is not in a state that allows the operation
@@ -57,7 +57,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result constructed from an OK status");
   }
@@ -96,9 +96,9 @@ Status Error(ErrorCode code, fmt::format_string<Args...> f, Args&&... args) {
 }  // namespace automan
 
 // Returns early from the enclosing function when `expr` (a Status) is not OK.
-#define AUTOMAN_RETURN_IF_ERROR(expr)           \
-  do {                                          \
-    ::automan::Status automan_status_ = (expr); \
+#define AUTOMAN_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    ::automan::Status automan_status_ = (expr);        \
     if (!automan_status_.ok()) return automan_status_; \
   } while (0)
 

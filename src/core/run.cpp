@@ -63,9 +63,7 @@ std::optional<RunStatus> ParseRunStatus(std::string_view s) { return Lookup(kRun
 std::string_view ToString(Trigger t) { return Name(kTriggers, t); }
 std::optional<Trigger> ParseTrigger(std::string_view s) { return Lookup(kTriggers, s); }
 std::string_view ToString(StepStatus s) { return Name(kStepStatuses, s); }
-std::optional<StepStatus> ParseStepStatus(std::string_view s) {
-  return Lookup(kStepStatuses, s);
-}
+std::optional<StepStatus> ParseStepStatus(std::string_view s) { return Lookup(kStepStatuses, s); }
 std::string_view ToString(LogStream s) { return Name(kStreams, s); }
 std::optional<LogStream> ParseLogStream(std::string_view s) { return Lookup(kStreams, s); }
 
@@ -82,10 +80,14 @@ bool IsTerminal(RunStatus s) {
 
 int ExitCodeFor(RunStatus s) {
   switch (s) {
-    case RunStatus::kSuccess: return kExitSuccess;
-    case RunStatus::kTimeout: return kExitTimeout;
-    case RunStatus::kCancelled: return kExitCancelled;
-    default: return kExitFailed;
+    case RunStatus::kSuccess:
+      return kExitSuccess;
+    case RunStatus::kTimeout:
+      return kExitTimeout;
+    case RunStatus::kCancelled:
+      return kExitCancelled;
+    default:
+      return kExitFailed;
   }
 }
 

@@ -20,15 +20,15 @@
 namespace automan {
 
 enum class RunStatus {
-  kPending,     // queued, including waiting for a retry's backoff
+  kPending,  // queued, including waiting for a retry's backoff
   kRunning,
-  kWaiting,     // at a gate (approval, cancellation window)
+  kWaiting,  // at a gate (approval, cancellation window)
   kSuccess,
   kFailed,
   kTimeout,
   kCancelled,
   kRolledBack,
-  kDead,        // attempts exhausted; in the dead-letter queue
+  kDead,  // attempts exhausted; in the dead-letter queue
 };
 
 std::string_view ToString(RunStatus s);
@@ -37,7 +37,7 @@ bool IsTerminal(RunStatus s);
 
 // Exit codes of `automan exec` (and later `automan run --follow`).
 inline constexpr int kExitSuccess = 0;
-inline constexpr int kExitFailed = 1;       // FAILED, ROLLED_BACK, DEAD, refused by a rail
+inline constexpr int kExitFailed = 1;        // FAILED, ROLLED_BACK, DEAD, refused by a rail
 inline constexpr int kExitInvalidInput = 2;  // nothing was run
 inline constexpr int kExitTimeout = 3;
 inline constexpr int kExitCancelled = 4;
@@ -71,15 +71,15 @@ struct ParamValue {
 using RunParams = std::map<std::string, ParamValue>;
 
 struct Run {
-  std::string id;               // UUIDv7
+  std::string id;  // UUIDv7
   std::string runbook_id;
   std::string runbook_version;  // content hash of the exact YAML the run executes
   RunStatus status = RunStatus::kPending;
   Trigger trigger = Trigger::kManual;
-  std::string triggered_by;     // user, schedule id, rule id, "exec" ...
-  RunParams params;             // secret values are never stored: text is empty
+  std::string triggered_by;  // user, schedule id, rule id, "exec" ...
+  RunParams params;          // secret values are never stored: text is empty
   int priority = 0;
-  int attempt = 0;              // number of the current/last attempt, 0 before the first
+  int attempt = 0;  // number of the current/last attempt, 0 before the first
   int max_attempts = 1;
   Timestamp created_at{};
   std::optional<Timestamp> not_before;
@@ -89,12 +89,12 @@ struct Run {
   RunOutputs outputs;
   std::optional<std::string> retry_of;
   std::optional<std::string> idempotency_key;
-  std::string error;            // why the run ended as it did, empty on success
+  std::string error;  // why the run ended as it did, empty on success
 
   // Lease (see docs/queue.md once the queue exists): who may write to this run now.
   std::string lease_owner;
   std::optional<Timestamp> lease_expires_at;
-  int64_t fence = 0;            // fencing token, increases with every claim
+  int64_t fence = 0;  // fencing token, increases with every claim
 
   bool operator==(const Run&) const = default;
 };
@@ -103,7 +103,7 @@ struct Attempt {
   std::string run_id;
   int number = 1;
   RunStatus status = RunStatus::kRunning;
-  std::string worker;           // lease owner that ran it
+  std::string worker;  // lease owner that ran it
   Timestamp started_at{};
   std::optional<Timestamp> finished_at;
   std::string error;
@@ -114,10 +114,10 @@ struct StepRun {
   std::string run_id;
   int attempt = 1;
   std::string step_id;
-  int index = 0;                // position in the runbook's steps
+  int index = 0;  // position in the runbook's steps
   StepStatus status = StepStatus::kPending;
   std::optional<int> exit_code;
-  std::optional<int> signal;    // the signal that ended the step's main process
+  std::optional<int> signal;  // the signal that ended the step's main process
   std::optional<Timestamp> started_at;
   std::optional<Timestamp> finished_at;
   std::string error;
@@ -130,10 +130,10 @@ struct LogLine {
   int attempt = 1;
   std::string step_id;
   LogStream stream = LogStream::kStdout;
-  int64_t seq = 0;              // per (run, attempt), strictly increasing from 1
+  int64_t seq = 0;  // per (run, attempt), strictly increasing from 1
   Timestamp ts{};
-  std::string text;             // without the trailing newline
-  bool partial = false;         // a piece of a line longer than the line cap; continues
+  std::string text;      // without the trailing newline
+  bool partial = false;  // a piece of a line longer than the line cap; continues
   bool operator==(const LogLine&) const = default;
 };
 

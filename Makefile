@@ -1,0 +1,44 @@
+# Automan: the two commands a new user needs are `make run` and `make test`.
+.PHONY: all deps build run test check tsan format clean bench
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+# The release binary at build/release/automan.
+build:
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release
+
+# Until the server exists (its issue turns this into `automan server`), `make run` runs the
+# demo runbook with the embedded SQLite store in ./automan-data.
+run: deps build
+	./build/release/automan exec docs/examples/hello.yaml -p name="$${USER:-operator}"
+
+# deps + release build and suite + the whole suite under ASan/UBSan + the TSan subset.
+test: deps
+	@scripts/test.sh
+
+# Fast loop while developing: the dev (ASan/UBSan) build and its suite only.
+check:
+	@cmake --preset dev >/dev/null
+	@cmake --build --preset dev
+	@ctest --preset dev
+
+tsan:
+	@cmake --preset tsan >/dev/null
+	@cmake --build --preset tsan
+	@ctest --preset tsan
+
+format:
+	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf build
+
+# Benchmarks (release build); figures go to docs/benchmarks.md.
+bench: build
+	./build/release/bench/startup ./build/release/automan
+	./build/release/bench/process_throughput
+	./build/release/bench/log_ingestion

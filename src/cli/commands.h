@@ -1,0 +1,43 @@
+// The subcommands of the automan binary, and the options each takes.
+//
+// main() stays thin: it dispatches the hidden `__supervise` shim first, then RunCli(),
+// which builds the command line from the table in commands.cpp (the only file that
+// includes CLI11) and calls one of the Run* functions below with plain option structs.
+// Adding a command: an options struct and a Run function here, its implementation in
+// <name>_command.cpp, one entry in the table.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace automan::cli {
+
+// Flags shared by every command that opens the store.
+struct StoreFlags {
+  std::string data_dir = "./automan-data";
+  std::string db_url;  // empty: sqlite:<data_dir>/automan.db
+  std::string ResolvedUrl() const;
+};
+
+struct ExecOptions {
+  StoreFlags store;
+  std::string file;
+  std::vector<std::string> params;  // "name=value"
+  bool json = false;
+  bool dry_run = false;
+};
+
+struct ValidateOptions {
+  std::vector<std::string> files;
+  bool quiet = false;
+};
+
+int RunVersion();
+int RunExec(const ExecOptions& options);
+int RunValidate(const ValidateOptions& options);
+
+// Parses argv and runs the chosen command; returns the process exit code.
+int RunCli(int argc, char** argv);
+
+}  // namespace automan::cli

@@ -1,0 +1,445 @@
+#include "engine/engine.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/duration.h"
+#include "engine/backoff.h"
+#include "engine/log_writer.h"
+#include "engine/step_env.h"
+
+extern char** environ;
+
+namespace automan {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// Waits up to `d` unless `cancel` fires first. Returns false when cancelled.
+bool SleepUnlessCancelled(milliseconds d, const CancelSignal& cancel) {
+  auto end = std::chrono::steady_clock::now() + d;
+  while (!cancel.cancelled()) {
+    auto left = std::chrono::duration_cast<milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return true;
+    pollfd p{cancel.fd(), POLLIN, 0};
+    int timeout = static_cast<int>(std::min<int64_t>(left.count(), 1000));
+    if (poll(&p, 1, timeout) < 0 && errno != EINTR) return true;
+  }
+  return false;
+}
+
+std::string DescribeExit(const StepExit& e) {
+  switch (e.kind) {
+    case StepExit::Kind::kExited:
+      return fmt::format("exited with code {}", e.exit_code);
+    case StepExit::Kind::kSignaled:
+      return fmt::format("killed by signal {}", e.signal);
+    case StepExit::Kind::kTimedOut:
+      return "timed out";
+    case StepExit::Kind::kCancelled:
+      return "cancelled";
+    case StepExit::Kind::kSpawnFailed:
+      return "could not start: " + e.error;
+  }
+  return "ended";
+}
+
+class StepSink final : public LineSink {
+ public:
+  StepSink(LogWriter& w, const std::string& step_id) : w_(w), step_id_(step_id) {}
+  void OnLine(LogStream stream, std::string_view text, bool partial) override {
+    w_.Append(step_id_, stream, text, partial);
+  }
+
+ private:
+  LogWriter& w_;
+  const std::string& step_id_;
+};
+
+// What one step (after its own retries) came to.
+enum class StepVerdict { kSuccess, kFailed, kTimeout, kCancelled };
+
+}  // namespace
+
+// Runs one attempt: every step, then the rollback steps if needed.
+class Engine::AttemptRunner {
+ public:
+  AttemptRunner(Engine& engine, const Runbook& rb, Run& run, const RunParams& params,
+                const CancelSignal& cancel, RunObserver* observer)
+      : e_(engine), rb_(rb), run_(run), params_(params), cancel_(cancel), obs_(observer) {}
+
+  // Returns the attempt's status; Status errors are store failures.
+  Result<RunStatus> Run(std::string& error) {
+    attempt_started_ = e_.clock_.SteadyNow();
+    work_dir_ = e_.options_.work_root + "/" + run_.id + "-" + std::to_string(run_.attempt);
+    std::error_code ec;
+    std::filesystem::create_directories(work_dir_, ec);
+    if (ec || chmod(work_dir_.c_str(), 0700) != 0) {
+      error = fmt::format("cannot create the run's work directory {}: {}", work_dir_,
+                          ec ? ec.message() : std::strerror(errno));
+      return RunStatus::kFailed;
+    }
+    std::vector<std::string> secrets;
+    for (const auto& [name, v] : params_) {
+      if (v.secret()) secrets.push_back(v.text);
+    }
+    LogWriterOptions lo;
+    lo.max_bytes = e_.options_.max_log_bytes;
+    lo.batch_lines = e_.options_.log_batch_lines;
+    lo.flush_interval = e_.options_.log_flush_interval;
+    log_.emplace(e_.store_, e_.clock_, run_.id, run_.attempt, run_.fence, lo, std::move(secrets),
+                 obs_);
+
+    RunStatus status = RunSteps(error);
+    Status store_error = log_->Finish();
+    std::filesystem::remove_all(work_dir_, ec);
+    if (!store_status_.ok()) return store_status_;
+    if (!store_error.ok()) return store_error;
+    return status;
+  }
+
+ private:
+  RunStatus RunSteps(std::string& error) {
+    auto sup = RunSupervisor::Start(e_.options_.supervisor);
+    if (!sup.ok()) {
+      error = "cannot start the run supervisor: " + sup.status().message();
+      return RunStatus::kFailed;
+    }
+    supervisor_ = std::move(sup).value();
+
+    RunStatus status = RunStatus::kSuccess;
+    int index = 0;
+    for (const Step& step : rb_.steps) {
+      StepVerdict v = RunOneStep(step, index++, error);
+      if (!store_status_.ok()) return RunStatus::kFailed;
+      if (v == StepVerdict::kSuccess) continue;
+      if (v == StepVerdict::kCancelled) return RunStatus::kCancelled;
+      if (step.continue_on_error) {
+        SystemLine(step.id, fmt::format("step {} failed; continuing (continue_on_error)", step.id));
+        error.clear();
+        continue;
+      }
+      status = v == StepVerdict::kTimeout ? RunStatus::kTimeout : RunStatus::kFailed;
+      break;
+    }
+    if (status == RunStatus::kSuccess || rb_.rollback.empty()) return status;
+
+    SystemLine(
+        rb_.rollback.front().id,
+        fmt::format("run {}; running {} rollback step(s)",
+                    status == RunStatus::kTimeout ? "timed out" : "failed", rb_.rollback.size()));
+    std::string rollback_error;
+    in_rollback_ = true;
+    for (const Step& step : rb_.rollback) {
+      StepVerdict v = RunOneStep(step, index++, rollback_error);
+      if (!store_status_.ok()) return RunStatus::kFailed;
+      if (v == StepVerdict::kCancelled) return RunStatus::kCancelled;
+      if (v != StepVerdict::kSuccess && !step.continue_on_error) {
+        error += "; rollback failed: " + rollback_error;
+        return RunStatus::kFailed;
+      }
+    }
+    error += "; rolled back";
+    return RunStatus::kRolledBack;
+  }
+
+  // Time left before the run's timeout, if it has one.
+  std::optional<milliseconds> RunTimeLeft() const {
+    if (!rb_.timeout || in_rollback_) return std::nullopt;
+    auto used = std::chrono::duration_cast<milliseconds>(e_.clock_.SteadyNow() - attempt_started_);
+    return std::max(milliseconds(0), *rb_.timeout - used);
+  }
+
+  void SystemLine(const std::string& step_id, std::string_view text) {
+    log_->Append(step_id, LogStream::kSystem, text, false);
+  }
+
+  void Record(const StepRun& rec) {
+    if (!store_status_.ok()) return;
+    store_status_ = e_.store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
+      AUTOMAN_RETURN_IF_ERROR(tx.CheckFence(run_.id, run_.fence));
+      return tx.UpsertStepRun(rec);
+    });
+  }
+
+  StepVerdict RunOneStep(const Step& step, int index, std::string& error) {
+    StepRun rec;
+    rec.run_id = run_.id;
+    rec.attempt = run_.attempt;
+    rec.step_id = step.id;
+    rec.index = index;
+    rec.status = StepStatus::kRunning;
+    rec.started_at = e_.clock_.Now();
+    Record(rec);
+    if (obs_ != nullptr) obs_->OnStepStarted(step, rec);
+
+    const int tries = 1 + (step.retries ? step.retries->count : 0);
+    StepVerdict verdict = StepVerdict::kFailed;
+    for (int attempt_of_step = 1; attempt_of_step <= tries; ++attempt_of_step) {
+      std::string why;
+      verdict = TryStep(step, rec, why);
+      if (verdict == StepVerdict::kSuccess || verdict == StepVerdict::kCancelled) break;
+      rec.error = why;
+      bool no_retry = rec.exit_code && step.retries &&
+                      std::find(step.retries->no_retry_exit_codes.begin(),
+                                step.retries->no_retry_exit_codes.end(),
+                                *rec.exit_code) != step.retries->no_retry_exit_codes.end();
+      auto left = RunTimeLeft();
+      if (attempt_of_step == tries || no_retry || (left && left->count() == 0)) break;
+      milliseconds delay = BackoffDelay(*step.retries, attempt_of_step);
+      SystemLine(step.id, fmt::format("step {} {}; retry {}/{} in {}", step.id, why,
+                                      attempt_of_step, tries - 1, FormatDuration(delay)));
+      if (!SleepUnlessCancelled(delay, cancel_)) {
+        verdict = StepVerdict::kCancelled;
+        break;
+      }
+    }
+
+    switch (verdict) {
+      case StepVerdict::kSuccess:
+        rec.status = StepStatus::kSuccess;
+        rec.error.clear();
+        break;
+      case StepVerdict::kFailed:
+        rec.status = StepStatus::kFailed;
+        break;
+      case StepVerdict::kTimeout:
+        rec.status = StepStatus::kTimeout;
+        break;
+      case StepVerdict::kCancelled:
+        rec.status = StepStatus::kCancelled;
+        rec.error = "cancelled";
+        break;
+    }
+    rec.finished_at = e_.clock_.Now();
+    if (verdict != StepVerdict::kSuccess) {
+      error = fmt::format("step {}: {}", step.id, rec.error);
+    } else {
+      if (!rec.outputs.empty()) run_.outputs[step.id] = rec.outputs;
+      outputs_env_.Add(step.id, rec.outputs);
+    }
+    Record(rec);
+    if (obs_ != nullptr) obs_->OnStepFinished(step, rec);
+    return verdict;
+  }
+
+  StepVerdict TryStep(const Step& step, StepRun& rec, std::string& why) {
+    rec.exit_code.reset();
+    rec.signal.reset();
+    rec.outputs.clear();
+    const std::string output_file = work_dir_ + "/" + step.id + ".out";
+    {
+      int fd = open(output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd < 0) {
+        why = fmt::format("cannot create {}: {}", output_file, std::strerror(errno));
+        return StepVerdict::kFailed;
+      }
+      close(fd);
+    }
+
+    StepCommand cmd;
+    if (step.shell) {
+      cmd.argv = {"/bin/sh", "-e", "-c", *step.shell, step.id};
+    } else {
+      cmd.argv = step.argv;
+    }
+    StepEnvContext ctx{rb_, run_, params_, step, work_dir_, output_file};
+    cmd.env = BuildStepEnv(ctx, outputs_env_, environ);
+    cmd.cwd = step.cwd.empty()     ? work_dir_
+              : step.cwd[0] == '/' ? step.cwd
+                                   : work_dir_ + "/" + step.cwd;
+    cmd.kill_grace = e_.options_.kill_grace;
+    auto left = RunTimeLeft();
+    bool run_deadline_binds = false;
+    cmd.timeout = step.timeout;
+    if (left && (!cmd.timeout || *left < *cmd.timeout)) {
+      cmd.timeout = *left;
+      run_deadline_binds = true;
+    }
+    if (left && left->count() == 0) {
+      why = fmt::format("run timeout of {} reached before the step started",
+                        FormatDuration(*rb_.timeout));
+      return StepVerdict::kTimeout;
+    }
+
+    StepSink sink(*log_, step.id);
+    auto result = supervisor_->RunStep(cmd, sink, cancel_);
+    if (!result.ok()) {
+      why = "supervisor failed: " + result.status().message();
+      // The shim is gone; start a fresh one so later steps (rollback) can still run.
+      auto sup = RunSupervisor::Start(e_.options_.supervisor);
+      if (sup.ok()) supervisor_ = std::move(sup).value();
+      return StepVerdict::kFailed;
+    }
+    const StepExit& ex = *result;
+    switch (ex.kind) {
+      case StepExit::Kind::kExited:
+        rec.exit_code = ex.exit_code;
+        break;
+      case StepExit::Kind::kSignaled:
+        rec.signal = ex.signal;
+        why = DescribeExit(ex);
+        return StepVerdict::kFailed;
+      case StepExit::Kind::kTimedOut:
+        why = run_deadline_binds
+                  ? fmt::format("run timeout of {} reached", FormatDuration(*rb_.timeout))
+                  : fmt::format("timed out after {}", FormatDuration(*step.timeout));
+        SystemLine(step.id, fmt::format("step {} {}; its processes were terminated", step.id, why));
+        return StepVerdict::kTimeout;
+      case StepExit::Kind::kCancelled:
+        SystemLine(step.id,
+                   fmt::format("step {} cancelled; its processes were terminated", step.id));
+        return StepVerdict::kCancelled;
+      case StepExit::Kind::kSpawnFailed:
+        why = DescribeExit(ex);
+        SystemLine(step.id, fmt::format("step {} {}", step.id, why));
+        return StepVerdict::kFailed;
+    }
+
+    auto outputs = ReadStepOutputs(output_file, e_.options_.max_output_bytes);
+    if (!outputs.ok()) {
+      why = outputs.status().message();
+      SystemLine(step.id, why);
+      return StepVerdict::kFailed;
+    }
+    rec.outputs = std::move(outputs).value();
+    if (ex.exit_code != 0) {
+      why = DescribeExit(ex);
+      return StepVerdict::kFailed;
+    }
+    for (const auto& key : step.outputs) {
+      if (!rec.outputs.contains(key)) {
+        why = fmt::format(
+            "promised output \"{}\" but did not write it; add `echo \"{}=...\" >> "
+            "\"$AUTOMAN_OUTPUT\"` to the step",
+            key, key);
+        SystemLine(step.id, fmt::format("step {} {}", step.id, why));
+        return StepVerdict::kFailed;
+      }
+    }
+    return StepVerdict::kSuccess;
+  }
+
+  Engine& e_;
+  const Runbook& rb_;
+  automan::Run& run_;
+  const RunParams& params_;
+  const CancelSignal& cancel_;
+  RunObserver* obs_;
+  std::chrono::steady_clock::time_point attempt_started_;
+  std::string work_dir_;
+  std::optional<LogWriter> log_;
+  std::unique_ptr<RunSupervisor> supervisor_;
+  OutputsEnv outputs_env_;
+  Status store_status_;
+  bool in_rollback_ = false;
+};
+
+Engine::Engine(Store& store, const Clock& clock, EngineOptions options)
+    : store_(store), clock_(clock), options_(std::move(options)) {}
+
+Result<Run> Engine::CreateRun(const Runbook& rb, const RunParams& params, const NewRun& how) {
+  Run run;
+  run.id = NewId(clock_);
+  run.runbook_id = rb.id;
+  run.runbook_version = rb.version;
+  run.status = RunStatus::kRunning;
+  run.trigger = how.trigger;
+  run.triggered_by = how.triggered_by;
+  run.params = params;
+  run.attempt = 1;
+  run.max_attempts = 1 + (rb.retries ? rb.retries->count : 0);
+  run.created_at = clock_.Now();
+  run.started_at = run.created_at;
+  run.deadline_at = how.deadline_at;
+  run.lease_owner = how.lease_owner;
+  run.fence = 1;
+
+  RunbookVersion v;
+  v.version = rb.version;
+  v.runbook_id = rb.id;
+  v.yaml = rb.yaml;
+  v.source = rb.source;
+  v.created_at = run.created_at;
+
+  Attempt a;
+  a.run_id = run.id;
+  a.number = 1;
+  a.status = RunStatus::kRunning;
+  a.worker = how.lease_owner;
+  a.started_at = run.created_at;
+
+  AUTOMAN_RETURN_IF_ERROR(store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
+    AUTOMAN_RETURN_IF_ERROR(tx.PutRunbookVersion(v));
+    AUTOMAN_RETURN_IF_ERROR(tx.InsertRun(run));
+    return tx.UpsertAttempt(a);
+  }));
+  return run;
+}
+
+Result<Run> Engine::Execute(const Runbook& rb, Run run, const RunParams& params,
+                            const CancelSignal& cancel, RunObserver* observer) {
+  while (true) {
+    std::string error;
+    AttemptRunner runner(*this, rb, run, params, cancel, observer);
+    AUTOMAN_ASSIGN_OR_RETURN(RunStatus status, runner.Run(error));
+    const Timestamp now = clock_.Now();
+
+    Attempt a;
+    a.run_id = run.id;
+    a.number = run.attempt;
+    a.status = status;
+    a.worker = run.lease_owner;
+    a.started_at = run.attempt == 1 && run.started_at ? *run.started_at : now;
+    a.finished_at = now;
+    a.error = error;
+
+    bool retry = (status == RunStatus::kFailed || status == RunStatus::kTimeout) &&
+                 run.attempt < run.max_attempts && rb.retries && !cancel.cancelled();
+    if (retry) {
+      milliseconds delay = BackoffDelay(*rb.retries, run.attempt);
+      AUTOMAN_RETURN_IF_ERROR(
+          store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) { return tx.UpsertAttempt(a); }));
+      if (observer != nullptr) observer->OnRetry(run.attempt + 1, delay);
+      if (SleepUnlessCancelled(delay, cancel)) {
+        run.attempt += 1;
+        Attempt next;
+        next.run_id = run.id;
+        next.number = run.attempt;
+        next.status = RunStatus::kRunning;
+        next.worker = run.lease_owner;
+        next.started_at = clock_.Now();
+        AUTOMAN_RETURN_IF_ERROR(store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
+          AUTOMAN_RETURN_IF_ERROR(tx.UpsertAttempt(next));
+          return tx.UpdateRun(run);
+        }));
+        continue;
+      }
+      status = RunStatus::kCancelled;
+      error = "cancelled while waiting to retry";
+    }
+
+    run.status = status;
+    run.error = status == RunStatus::kSuccess ? "" : error;
+    run.finished_at = now;
+    AUTOMAN_RETURN_IF_ERROR(store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
+      AUTOMAN_RETURN_IF_ERROR(tx.UpsertAttempt(a));
+      return tx.UpdateRun(run);
+    }));
+    return run;
+  }
+}
+
+}  // namespace automan

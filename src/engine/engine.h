@@ -1,0 +1,95 @@
+// Engine: executes one run of a runbook on this host, recording everything in the store.
+//
+// The engine walks the steps in order. Each step runs under the run's supervisor shim
+// (sandbox/supervisor.h) with a clean environment: an allowlist of the engine's variables
+// (PATH, HOME, USER, LOGNAME, LANG, LC_*, TZ, TMPDIR), the step's `env`, and
+//   AUTOMAN_RUN_ID, AUTOMAN_ATTEMPT, AUTOMAN_RUNBOOK_ID, AUTOMAN_STEP_ID,
+//   AUTOMAN_WORK_DIR, AUTOMAN_OUTPUT, AUTOMAN_PARAM_<NAME>, AUTOMAN_OUT_<STEP>_<KEY>
+// Parameter values only ever travel in the environment; shell text is never templated.
+//
+// A step writes `key=value` lines to $AUTOMAN_OUTPUT; after it exits they become its
+// outputs, visible to later steps as AUTOMAN_OUT_<STEP>_<KEY>. A step that exits 0 but does
+// not write a key it promised in `outputs` fails.
+//
+// Outcomes: the run is SUCCESS when every step succeeded (or failed with
+// continue_on_error); FAILED when a step failed; TIMEOUT when a step or the whole run
+// exceeded its timeout; CANCELLED when the CancelSignal fired. After FAILED or TIMEOUT the
+// `rollback` steps run: the run ends ROLLED_BACK if they all succeed, FAILED otherwise.
+// Step `retries` re-run a failed step within the attempt; run-level `retries` start a new
+// attempt (attempt numbers count from 1; AUTOMAN_ATTEMPT tells steps which one they are in).
+//
+// Logs: every line is stored with (run, attempt, step, stream, seq, ts) by a background
+// writer that batches inserts, so a step flooding output never waits for an fsync per line.
+// Lines longer than kMaxLineBytes are split and marked partial; a run that prints more than
+// max_log_bytes has the rest discarded after a marker line. Values of secret params are
+// replaced by "***" in stored and printed lines.
+//
+// Thread-safety: an Engine may run several runs concurrently from different threads
+// (each Execute call is independent). The observer is called on the calling thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "core/run.h"
+#include "runbook/runbook.h"
+#include "sandbox/supervisor.h"
+#include "store/store.h"
+
+namespace automan {
+
+struct EngineOptions {
+  SupervisorOptions supervisor;
+  // Per-run working directories are created under this directory and removed afterwards.
+  std::string work_root = "./automan-data/work";
+  std::chrono::milliseconds kill_grace{5000};
+  uint64_t max_log_bytes = 64ull << 20;  // per run attempt
+  size_t log_batch_lines = 8192;         // lines per store transaction at most
+  std::chrono::milliseconds log_flush_interval{100};
+  uint64_t max_output_bytes = 1 << 20;  // size cap of a step's $AUTOMAN_OUTPUT file
+};
+
+// Live view of a run for printers (`automan exec`) and, later, streams.
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  virtual void OnStepStarted(const Step& /*step*/, const StepRun& /*record*/) {}
+  virtual void OnStepFinished(const Step& /*step*/, const StepRun& /*record*/) {}
+  virtual void OnLog(const LogLine& /*line*/) {}
+  virtual void OnRetry(int /*next_attempt*/, std::chrono::milliseconds /*delay*/) {}
+};
+
+struct NewRun {
+  Trigger trigger = Trigger::kManual;
+  std::string triggered_by;
+  std::string lease_owner;  // who executes it, e.g. "exec:host:pid"
+  std::optional<Timestamp> deadline_at;
+};
+
+class Engine {
+ public:
+  Engine(Store& store, const Clock& clock, EngineOptions options);
+
+  // Records the runbook version and a new RUNNING run holding a lease (fence 1), in one
+  // transaction. `params` may contain secret values; the store never keeps them.
+  Result<Run> CreateRun(const Runbook& rb, const RunParams& params, const NewRun& how);
+
+  // Executes `run` (created by CreateRun) to a terminal status, attempt after attempt as
+  // the runbook's `retries` allow, and records the outcome. `params` are the bound values
+  // including secrets. Returns the final run; a non-OK Status means the store failed (the
+  // process tree is still cleaned up).
+  Result<Run> Execute(const Runbook& rb, Run run, const RunParams& params,
+                      const CancelSignal& cancel, RunObserver* observer = nullptr);
+
+ private:
+  class AttemptRunner;
+  Store& store_;
+  const Clock& clock_;
+  EngineOptions options_;
+};
+
+}  // namespace automan

@@ -1,0 +1,163 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/duration.h"
+#include "common/ids.h"
+#include "common/status.h"
+#include "core/run.h"
+
+namespace automan {
+namespace {
+
+using std::chrono::milliseconds;
+using ::testing::HasSubstr;
+
+TEST(Status, OkAndErrors) {
+  EXPECT_TRUE(Status::Ok().ok());
+  Status s = Error(ErrorCode::kNotFound, "run {} does not exist", "x");
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), ErrorCode::kNotFound);
+  EXPECT_EQ(s.ToString(), "NOT_FOUND: run x does not exist");
+  EXPECT_EQ(s.WithContext("loading").message(), "loading: run x does not exist");
+}
+
+Result<int> Half(int x) {
+  if (x % 2) return Error(ErrorCode::kInvalidArgument, "{} is odd", x);
+  return x / 2;
+}
+Result<int> Quarter(int x) {
+  AUTOMAN_ASSIGN_OR_RETURN(int h, Half(x));
+  return Half(h);
+}
+
+TEST(Result, ValueOrStatusAndPropagation) {
+  EXPECT_EQ(*Quarter(8), 2);
+  auto r = Quarter(6);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "3 is odd");
+}
+
+TEST(Duration, ParsesUnitsAndSums) {
+  EXPECT_EQ(*ParseDuration("500ms"), milliseconds(500));
+  EXPECT_EQ(*ParseDuration("30s"), milliseconds(30'000));
+  EXPECT_EQ(*ParseDuration("5m"), milliseconds(300'000));
+  EXPECT_EQ(*ParseDuration("2h"), milliseconds(7'200'000));
+  EXPECT_EQ(*ParseDuration("1h30m"), milliseconds(5'400'000));
+  EXPECT_EQ(*ParseDuration("1d"), milliseconds(86'400'000));
+  EXPECT_EQ(*ParseDuration("0s"), milliseconds(0));
+}
+
+TEST(Duration, RejectsWithAdvice) {
+  EXPECT_THAT(ParseDuration("").status().message(), HasSubstr("empty"));
+  EXPECT_THAT(ParseDuration("30").status().message(), HasSubstr("no unit; write e.g. 30s"));
+  EXPECT_THAT(ParseDuration("30sec").status().message(), HasSubstr("unknown unit \"sec\""));
+  EXPECT_THAT(ParseDuration("-5s").status().message(), HasSubstr("expected a number"));
+  EXPECT_THAT(ParseDuration("1.5s").status().message(), HasSubstr("unknown unit"));
+  EXPECT_THAT(ParseDuration("400d").status().message(), HasSubstr("365 days"));
+  EXPECT_THAT(ParseDuration("99999999999999999999s").status().message(), HasSubstr("365 days"));
+  EXPECT_THAT(ParseDuration(std::string(100, '1')).status().message(), HasSubstr("too long"));
+  EXPECT_EQ(ParseDuration("s").status().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(Duration, FormatsShortest) {
+  EXPECT_EQ(FormatDuration(milliseconds(1500)), "1500ms");
+  EXPECT_EQ(FormatDuration(milliseconds(90'000)), "90s");
+  EXPECT_EQ(FormatDuration(milliseconds(5'400'000)), "90m");
+  EXPECT_EQ(FormatDuration(milliseconds(7'200'000)), "2h");
+  EXPECT_EQ(FormatDuration(milliseconds(0)), "0s");
+}
+
+TEST(Clock, SimulatedClockMovesOnlyWhenTold) {
+  SimulatedClock c(FromMicros(1'000'000));
+  EXPECT_EQ(ToMicros(c.Now()), 1'000'000);
+  auto s0 = c.SteadyNow();
+  c.Advance(std::chrono::seconds(2));
+  EXPECT_EQ(ToMicros(c.Now()), 3'000'000);
+  EXPECT_EQ(c.SteadyNow() - s0, std::chrono::seconds(2));
+  c.Set(FromMicros(0));  // a wall-clock step does not move the steady reading
+  EXPECT_EQ(ToMicros(c.Now()), 0);
+  EXPECT_EQ(c.SteadyNow() - s0, std::chrono::seconds(2));
+}
+
+TEST(Clock, Rfc3339RoundTrip) {
+  Timestamp t = FromMicros(1'795'000'000'123'456);
+  std::string s = FormatRfc3339(t);
+  EXPECT_EQ(s, "2026-11-18T11:06:40.123Z");
+  auto back = ParseRfc3339(s);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(ToMicros(*back), 1'795'000'000'123'000);
+  auto off = ParseRfc3339("2026-11-18T13:06:40+02:00");
+  ASSERT_TRUE(off);
+  EXPECT_EQ(ToMicros(*off), 1'795'000'000'000'000);
+  EXPECT_FALSE(ParseRfc3339("yesterday"));
+  EXPECT_FALSE(ParseRfc3339("2026-11-18T10:26:40"));
+  EXPECT_FALSE(ParseRfc3339("2026-11-18T10:26:40Zjunk"));
+  EXPECT_FALSE(ParseRfc3339(std::string(200, '2')));
+}
+
+TEST(Ids, Uuidv7IsValidAndSortsByCreation) {
+  SimulatedClock c(FromMicros(1'795'000'000'000'000));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5000; ++i) {
+    ids.push_back(NewId(c));
+    if (i % 100 == 0) c.Advance(milliseconds(1));
+  }
+  for (const auto& id : ids) {
+    ASSERT_TRUE(IsValidId(id)) << id;
+    EXPECT_EQ(id[14], '7');  // version
+  }
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
+  EXPECT_FALSE(IsValidId("not-an-id"));
+  EXPECT_FALSE(IsValidId("0190ABCD-0000-7000-8000-000000000000"));
+}
+
+TEST(Ids, UniqueAcrossThreads) {
+  std::vector<std::vector<std::string>> per(4);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) per[t].push_back(NewId(SystemClock()));
+    });
+  }
+  for (auto& t : ts) t.join();
+  std::set<std::string> all;
+  for (auto& v : per) {
+    EXPECT_TRUE(std::is_sorted(v.begin(), v.end()));
+    all.insert(v.begin(), v.end());
+  }
+  EXPECT_EQ(all.size(), 8000u);
+}
+
+TEST(RunModel, StatusNamesExitCodesAndTerminality) {
+  for (auto s : {RunStatus::kPending, RunStatus::kRunning, RunStatus::kWaiting, RunStatus::kSuccess,
+                 RunStatus::kFailed, RunStatus::kTimeout, RunStatus::kCancelled,
+                 RunStatus::kRolledBack, RunStatus::kDead}) {
+    EXPECT_EQ(ParseRunStatus(ToString(s)), s);
+  }
+  EXPECT_EQ(ToString(RunStatus::kRolledBack), "ROLLED_BACK");
+  EXPECT_FALSE(ParseRunStatus("success"));
+  EXPECT_EQ(ExitCodeFor(RunStatus::kSuccess), 0);
+  EXPECT_EQ(ExitCodeFor(RunStatus::kFailed), 1);
+  EXPECT_EQ(ExitCodeFor(RunStatus::kRolledBack), 1);
+  EXPECT_EQ(ExitCodeFor(RunStatus::kDead), 1);
+  EXPECT_EQ(ExitCodeFor(RunStatus::kTimeout), 3);
+  EXPECT_EQ(ExitCodeFor(RunStatus::kCancelled), 4);
+  EXPECT_FALSE(IsTerminal(RunStatus::kPending));
+  EXPECT_FALSE(IsTerminal(RunStatus::kWaiting));
+  EXPECT_TRUE(IsTerminal(RunStatus::kDead));
+  for (auto t : {Trigger::kManual, Trigger::kApi, Trigger::kSchedule, Trigger::kEvent,
+                 Trigger::kWebhook, Trigger::kRetry, Trigger::kChain}) {
+    EXPECT_EQ(ParseTrigger(ToString(t)), t);
+  }
+  EXPECT_EQ(ParseLogStream("stderr"), LogStream::kStderr);
+  EXPECT_EQ(ParseStepStatus("SKIPPED"), StepStatus::kSkipped);
+}
+
+}  // namespace
+}  // namespace automan
