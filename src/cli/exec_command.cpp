@@ -1,5 +1,6 @@
 // `automan exec FILE [-p name=value]... [--data DIR] [--db URL] [--json] [--dry-run]`
 #include <fmt/format.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,6 +43,16 @@ class Printer final : public RunObserver {
  private:
   FILE* out_;
 };
+
+std::string CurrentUserName() {
+  struct passwd pw{};
+  struct passwd* found = nullptr;
+  char buf[4096];
+  if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
+    return found->pw_name;
+  }
+  return std::to_string(getuid());
+}
 
 std::string Elapsed(const Run& run) {
   if (!run.started_at || !run.finished_at) return "";
@@ -163,8 +174,7 @@ int RunExec(const ExecOptions& options) {
   gethostname(host, sizeof host - 1);
   NewRun how;
   how.trigger = Trigger::kManual;
-  const char* user = getenv("USER");
-  how.triggered_by = fmt::format("exec:{}", user != nullptr ? user : std::to_string(getuid()));
+  how.triggered_by = "exec:" + CurrentUserName();
   how.lease_owner = fmt::format("exec:{}:{}", host, getpid());
   auto run = engine.CreateRun(rb, *params, how);
   if (!run.ok()) {

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "common/duration.h"
+#include "common/ids.h"
 #include "engine/backoff.h"
 #include "engine/log_writer.h"
 #include "engine/step_env.h"
@@ -348,7 +349,12 @@ class Engine::AttemptRunner {
 };
 
 Engine::Engine(Store& store, const Clock& clock, EngineOptions options)
-    : store_(store), clock_(clock), options_(std::move(options)) {}
+    : store_(store), clock_(clock), options_(std::move(options)) {
+  // Steps run with the work directory as cwd: every path handed to them must be absolute.
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(options_.work_root, ec);
+  if (!ec) options_.work_root = abs.lexically_normal().string();
+}
 
 Result<Run> Engine::CreateRun(const Runbook& rb, const RunParams& params, const NewRun& how) {
   Run run;
