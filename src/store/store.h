@@ -18,11 +18,16 @@
 //   (kAborted otherwise), and CheckFence lets a writer of step runs and log lines verify, in
 //   the same transaction, that its lease is still current. Only a claim changes the fence.
 // - Thread safety: a Store may be shared by threads; each Transact call is independent.
-//   A StoreTx must not escape its callback or be used from another thread.
+//   A StoreTx must not escape its callback or be used from another thread, and a callback
+//   must not call Transact on the same Store (a nested kWrite waits for the outer one).
+//   A kRead transaction only reads: its write methods return kFailedPrecondition.
 // - Errors: kNotFound for a missing row, kAlreadyExists for a duplicate key,
 //   kFailedPrecondition for a database whose schema is newer than this binary,
 //   kDataLoss for a corrupt file, kUnavailable for busy/locked, kInvalidArgument for a bad
 //   URL.
+//   A row whose parent is missing is kNotFound too (a run whose runbook version was never
+//   put; an attempt, step run or log line of a run that does not exist). Malformed rows
+//   (empty ids, attempt or seq below 1) and out-of-range limits are kInvalidArgument.
 #pragma once
 
 #include <cstdint>
@@ -42,10 +47,10 @@ namespace automan {
 
 // The exact text of a runbook as a run executed it. Content-addressed by `version`.
 struct RunbookVersion {
-  std::string version;     // "sha256:<hex>" of yaml
+  std::string version;  // "sha256:<hex>" of yaml
   std::string runbook_id;
   std::string yaml;
-  std::string source;      // where it was loaded from, informational
+  std::string source;  // where it was loaded from, informational
   Timestamp created_at{};
   bool operator==(const RunbookVersion&) const = default;
 };
@@ -59,14 +64,16 @@ struct RunFilter {
   int limit = 50;  // 1..1000
 };
 
-// Lines of one run in sequence order, after `after_seq`.
+// Lines of one run in sequence order, after `after_seq`. Sequence numbers restart with
+// every attempt, so `after_seq` applies within each attempt: to page through a run's lines
+// set `attempt` (ListAttempts gives the numbers) and pass the last seq received.
 struct LogQuery {
   std::string run_id;
-  std::optional<int> attempt;        // all attempts when unset (ordered by attempt, seq)
+  std::optional<int> attempt;  // all attempts when unset (ordered by attempt, seq)
   std::optional<std::string> step_id;
   std::optional<LogStream> stream;
   int64_t after_seq = 0;
-  int limit = 1000;                  // 1..100000
+  int limit = 1000;  // 1..100000
 };
 
 class StoreTx {
@@ -102,7 +109,7 @@ class StoreTx {
 enum class Durability { kFull, kFast };
 
 struct StoreOptions {
-  std::string url;  // "sqlite:PATH" (":memory:" allowed for tests)
+  std::string url;  // "sqlite:PATH", or "sqlite::memory:" (a private in-memory store) for tests
   Durability durability = Durability::kFull;
   std::chrono::milliseconds busy_timeout{5000};
 };
@@ -126,5 +133,9 @@ class Store {
 
 // The default store URL for a data directory: "sqlite:DIR/automan.db".
 std::string DefaultStoreUrl(const std::string& data_dir);
+
+// `url` fit for messages and logs: without userinfo ("user:password@"), query string and
+// fragment, and with the value of any "password=" keyword replaced by "***".
+std::string RedactStoreUrl(std::string_view url);
 
 }  // namespace automan

@@ -39,6 +39,8 @@ class Collector final : public RunObserver {
 
 class EngineTest : public ::testing::Test {
  protected:
+  using Run = ::automan::Run;  // not testing::Test::Run
+
   void SetUp() override {
     StoreOptions so;
     so.url = "sqlite:" + dir_.File("automan.db");

@@ -1,0 +1,151 @@
+// The Store conformance suite: the executable form of the contract in src/store/store.h.
+// Every backend runs it unchanged.
+//
+// A backend's test binary adds store_conformance.cpp (every StoreTx method, ordering,
+// errors, rollback) and/or store_conformance_concurrency.cpp (threads sharing one Store;
+// give that binary the ctest label `concurrency`) to its sources, and instantiates the
+// suites with factories that open a fresh, empty store on every call:
+//
+//   INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformanceTest,
+//                            ::testing::Values(StoreBackend{"file", OpenFreshFileStore}),
+//                            StoreBackendName);
+//   INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConcurrencyTest, ..., StoreBackendName);
+//
+// The suite uses only the public Store API and values every backend must be able to
+// store (valid UTF-8 text without NUL characters).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "core/run.h"
+#include "store/store.h"
+
+namespace automan::testing {
+
+using StoreFactory = std::function<Result<std::unique_ptr<Store>>()>;
+
+struct StoreBackend {
+  std::string name;   // the test-name suffix: letters, digits and '_'
+  StoreFactory open;  // a fresh, empty store on every call
+};
+
+inline void PrintTo(const StoreBackend& b, std::ostream* os) { *os << b.name; }
+
+inline std::string StoreBackendName(const ::testing::TestParamInfo<StoreBackend>& info) {
+  return info.param.name;
+}
+
+// gtest's Test::Run() would hide automan::Run inside test bodies; fixtures bring it back.
+class StoreTest : public ::testing::Test {
+ protected:
+  using Run = ::automan::Run;
+};
+
+class StoreConformanceTest : public ::testing::TestWithParam<StoreBackend> {
+ protected:
+  using Run = ::automan::Run;
+
+  void SetUp() override {
+    auto store = GetParam().open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+  }
+
+  // Runs `fn` in a write transaction and returns its status.
+  Status Write(const std::function<Status(StoreTx&)>& fn) {
+    return store_->Transact(Store::TxMode::kWrite, fn);
+  }
+  Status Read(const std::function<Status(StoreTx&)>& fn) {
+    return store_->Transact(Store::TxMode::kRead, fn);
+  }
+
+  // Reads one value in a read transaction.
+  template <typename T>
+  Result<T> ReadValue(const std::function<Result<T>(StoreTx&)>& fn) {
+    std::optional<T> out;
+    Status s = Read([&](StoreTx& tx) -> Status {
+      Result<T> r = fn(tx);
+      if (!r.ok()) return r.status();
+      out = std::move(r).value();
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    return std::move(*out);
+  }
+  Result<Run> GetRun(const std::string& id) {
+    return ReadValue<Run>([&](StoreTx& tx) { return tx.GetRun(id); });
+  }
+  Result<RunbookVersion> GetVersion(const std::string& version) {
+    return ReadValue<RunbookVersion>([&](StoreTx& tx) { return tx.GetRunbookVersion(version); });
+  }
+  Result<std::vector<Run>> ListRuns(const RunFilter& f) {
+    return ReadValue<std::vector<Run>>([&](StoreTx& tx) { return tx.ListRuns(f); });
+  }
+  Result<std::vector<Attempt>> ListAttempts(const std::string& run_id) {
+    return ReadValue<std::vector<Attempt>>([&](StoreTx& tx) { return tx.ListAttempts(run_id); });
+  }
+  Result<std::vector<StepRun>> ListStepRuns(const std::string& run_id) {
+    return ReadValue<std::vector<StepRun>>([&](StoreTx& tx) { return tx.ListStepRuns(run_id); });
+  }
+  Result<std::vector<LogLine>> ReadLines(const LogQuery& q) {
+    return ReadValue<std::vector<LogLine>>([&](StoreTx& tx) { return tx.ReadLogLines(q); });
+  }
+  // Stores `v` and `run` in one write transaction.
+  Status Seed(const RunbookVersion& v, const Run& run) {
+    return Write([&](StoreTx& tx) {
+      AUTOMAN_RETURN_IF_ERROR(tx.PutRunbookVersion(v));
+      return tx.InsertRun(run);
+    });
+  }
+
+  std::unique_ptr<Store> store_;
+};
+
+// Threads sharing one Store (a separate suite so it can carry the `concurrency` label).
+class StoreConcurrencyTest : public StoreConformanceTest {};
+
+inline const Status& StatusOf(const Status& s) { return s; }
+template <typename T>
+const Status& StatusOf(const Result<T>& r) {
+  return r.status();
+}
+
+// Asserts that a Status or Result is OK, printing the error otherwise.
+#define ASSERT_OK(expr)                                                          \
+  do {                                                                           \
+    const auto& automan_r_ = (expr);                                             \
+    ASSERT_TRUE(::automan::testing::StatusOf(automan_r_).ok())                   \
+        << #expr << ": " << ::automan::testing::StatusOf(automan_r_).ToString(); \
+  } while (0)
+
+// Expects the specific error code and that the message contains every word.
+inline void ExpectError(const Status& s, ErrorCode code,
+                        std::initializer_list<std::string_view> words = {}) {
+  EXPECT_EQ(ErrorCodeName(s.code()), ErrorCodeName(code)) << s.ToString();
+  for (std::string_view w : words) {
+    EXPECT_NE(s.message().find(w), std::string::npos)
+        << "expected \"" << w << "\" in: " << s.ToString();
+  }
+}
+
+// Row builders shared by the suites (defined in store_conformance_rows.cpp).
+RunbookVersion SampleVersion(const std::string& runbook_id = "disk-cleanup",
+                             const std::string& yaml = "id: disk-cleanup\nsteps: []\n");
+// A run of `v` with a fresh time-ordered id and only the required fields set.
+Run SampleRun(const RunbookVersion& v);
+LogLine SampleLine(const std::string& run_id, int attempt, int64_t seq,
+                   const std::string& step_id = "step", LogStream stream = LogStream::kStdout);
+// A fixed, microsecond-precise instant plus `seconds`.
+Timestamp At(int64_t seconds);
+
+}  // namespace automan::testing
