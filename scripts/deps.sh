@@ -9,6 +9,7 @@ packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git ca-certificates
   clang-format clang-tidy
+  clang libclang-rt-14-dev   # libFuzzer + sanitizers for -DAUTOMAN_FUZZ=ON (tests/fuzz)
   # libraries (DESIGN.md "Decisions already made")
   libboost1.81-dev libboost-json1.81-dev
   libsqlite3-dev sqlite3

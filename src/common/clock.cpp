@@ -2,8 +2,6 @@
 
 #include <date/date.h>
 
-#include <sstream>
-
 namespace automan {
 
 namespace {
@@ -57,22 +55,62 @@ std::string FormatRfc3339(Timestamp t) {
 }
 
 std::optional<Timestamp> ParseRfc3339(std::string_view text) {
-  if (text.size() > 64) return std::nullopt;
-  std::istringstream in{std::string(text)};
-  date::sys_time<std::chrono::microseconds> tp;
-  if (!text.empty() && (text.back() == 'Z' || text.back() == 'z')) {
-    in >> date::parse("%FT%T", tp);
-    if (in.fail()) return std::nullopt;
-    char z = 0;
-    in >> z;
-    if (z != 'Z' && z != 'z') return std::nullopt;
-  } else {
-    std::chrono::minutes offset{0};
-    in >> date::parse("%FT%T%Ez", tp, offset);
-    if (in.fail()) return std::nullopt;
+  // Hand-written rather than date::parse, whose failure path reads uninitialised fields.
+  // Shape: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM); 't' and 'z' accepted too.
+  if (text.size() < 20 || text.size() > 40) return std::nullopt;
+  size_t i = 0;
+  auto digits = [&](size_t n, int& out) {
+    out = 0;
+    for (size_t k = 0; k < n; ++k, ++i) {
+      if (i >= text.size() || text[i] < '0' || text[i] > '9') return false;
+      out = out * 10 + (text[i] - '0');
+    }
+    return true;
+  };
+  auto expect = [&](char c) { return i < text.size() && text[i++] == c; };
+  int y, mo, d, h, mi, se;
+  if (!digits(4, y) || !expect('-') || !digits(2, mo) || !expect('-') || !digits(2, d)) {
+    return std::nullopt;
   }
-  if (in.peek() != std::char_traits<char>::eof()) return std::nullopt;
-  return tp;
+  if (i >= text.size() || (text[i] != 'T' && text[i] != 't')) return std::nullopt;
+  ++i;
+  if (!digits(2, h) || !expect(':') || !digits(2, mi) || !expect(':') || !digits(2, se)) {
+    return std::nullopt;
+  }
+  int64_t micros = 0;
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    size_t start = i;
+    int64_t scale = 100000;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      micros += (text[i] - '0') * scale;
+      scale /= 10;
+      ++i;
+    }
+    if (i == start || i - start > 9) return std::nullopt;
+  }
+  int offset_min = 0;
+  if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
+    ++i;
+  } else if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
+    int sign = text[i++] == '-' ? -1 : 1;
+    int oh, om;
+    if (!digits(2, oh) || !expect(':') || !digits(2, om) || oh > 23 || om > 59) {
+      return std::nullopt;
+    }
+    offset_min = sign * (oh * 60 + om);
+  } else {
+    return std::nullopt;
+  }
+  if (i != text.size()) return std::nullopt;
+  if (h > 23 || mi > 59 || se > 59) return std::nullopt;
+  date::year_month_day ymd{date::year{y}, date::month{static_cast<unsigned>(mo)},
+                           date::day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return std::nullopt;
+  auto tp = date::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
+            std::chrono::seconds(se) + std::chrono::microseconds(micros) -
+            std::chrono::minutes(offset_min);
+  return Timestamp(std::chrono::duration_cast<std::chrono::microseconds>(tp.time_since_epoch()));
 }
 
 }  // namespace automan

@@ -160,6 +160,15 @@ ParseResult LoadRunbookFile(const std::string& path);
 Result<RunParams> BindParams(const Runbook& rb,
                              const std::vector<std::pair<std::string, std::string>>& given);
 
+// Checks one value against a parameter's type, pattern and enum members and returns its
+// canonical text ("007" -> "7" for int, "yes" -> "true" for bool). Used by BindParams and for
+// defaults and schedule params at parse time. The error names the parameter and what is
+// expected; a secret's value is never echoed.
+Result<std::string> CanonicalParamValue(const ParamSpec& spec, std::string_view value);
+
+// Values passed to BindParams (and defaults) are at most this long.
+inline constexpr size_t kMaxParamValueBytes = 64 * 1024;
+
 // "restart-web" -> "RESTART_WEB"; used for AUTOMAN_PARAM_ and AUTOMAN_OUT_ names.
 std::string EnvName(std::string_view name);
 

@@ -253,19 +253,6 @@ TEST_F(CliTest, ValidateExitsTwoOnErrorsWithFileLineColumn) {
   EXPECT_THAT(r.out, HasSubstr("shel"));
 }
 
-TEST_F(CliTest, DocsExamplesValidate) {
-  for (const auto& e :
-       std::filesystem::directory_iterator(testing::SourceDir() + "/docs/examples")) {
-    auto r = RunCommand(Cmd("validate " + e.path().string() + " 2>&1"));
-    EXPECT_EQ(r.exit_code, 0) << e.path() << "\n" << r.out;
-  }
-}
-
-TEST_F(CliTest, HelloExampleRuns) {
-  auto r = RunCommand(Cmd("exec " + testing::SourceDir() + "/docs/examples/hello.yaml"));
-  EXPECT_EQ(r.exit_code, 0) << r.out;
-}
-
 TEST_F(CliTest, StoreFlagsChooseTheDatabase) {
   auto file = Runbook("ok.yaml", "id: ok\nsteps:\n  - id: s\n    shell: 'true'\n");
   auto r = RunCommand(Cmd("exec " + file + " --data " + dir_.File("elsewhere")));

@@ -98,6 +98,17 @@ TEST(Clock, Rfc3339RoundTrip) {
   EXPECT_FALSE(ParseRfc3339("2026-11-18T10:26:40"));
   EXPECT_FALSE(ParseRfc3339("2026-11-18T10:26:40Zjunk"));
   EXPECT_FALSE(ParseRfc3339(std::string(200, '2')));
+  EXPECT_FALSE(ParseRfc3339("2030-01-31T09:o"));  // once undefined behaviour in date::parse
+  EXPECT_FALSE(ParseRfc3339("2026-02-30T00:00:00Z"));
+  EXPECT_FALSE(ParseRfc3339("2026-11-18T24:00:00Z"));
+  EXPECT_FALSE(ParseRfc3339("2026-11-18T10:00:00+25:00"));
+  EXPECT_FALSE(ParseRfc3339("2026-11-18T10:00:00.Z"));
+  auto nanos = ParseRfc3339("2026-11-18T11:06:40.123456789Z");
+  ASSERT_TRUE(nanos);
+  EXPECT_EQ(ToMicros(*nanos), 1'795'000'000'123'456);
+  auto neg = ParseRfc3339("2026-11-18T06:06:40-05:00");
+  ASSERT_TRUE(neg);
+  EXPECT_EQ(ToMicros(*neg), 1'795'000'000'000'000);
 }
 
 TEST(Ids, Uuidv7IsValidAndSortsByCreation) {
