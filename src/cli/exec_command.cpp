@@ -45,7 +45,7 @@ class Printer final : public RunObserver {
 };
 
 std::string CurrentUserName() {
-  struct passwd pw{};
+  struct passwd pw {};
   struct passwd* found = nullptr;
   char buf[4096];
   if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
@@ -191,6 +191,8 @@ int RunExec(const ExecOptions& options) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
 
+  // Live output: each line reaches a pipe (tee, CI logs, a test) as soon as it is printed.
+  std::setvbuf(human, nullptr, _IOLBF, 0);
   Printer printer(human);
   fmt::print(human, "run {} of {} started\n", run->id, rb.id);
   std::fflush(human);

@@ -104,6 +104,7 @@ class Engine::AttemptRunner {
                  obs_);
 
     RunStatus status = RunSteps(error);
+    e_.supervisors_.Release(std::move(supervisor_));
     Status store_error = log_->Finish();
     std::filesystem::remove_all(work_dir_, ec);
     if (!store_status_.ok()) return store_status_;
@@ -113,7 +114,7 @@ class Engine::AttemptRunner {
 
  private:
   RunStatus RunSteps(std::string& error) {
-    auto sup = RunSupervisor::Start(e_.options_.supervisor);
+    auto sup = e_.supervisors_.Acquire();
     if (!sup.ok()) {
       error = "cannot start the run supervisor: " + sup.status().message();
       return RunStatus::kFailed;
@@ -279,9 +280,14 @@ class Engine::AttemptRunner {
     auto result = supervisor_->RunStep(cmd, sink, cancel_);
     if (!result.ok()) {
       why = "supervisor failed: " + result.status().message();
-      // The shim is gone; start a fresh one so later steps (rollback) can still run.
-      auto sup = RunSupervisor::Start(e_.options_.supervisor);
-      if (sup.ok()) supervisor_ = std::move(sup).value();
+      SystemLine(step.id, fmt::format("step {} {}", step.id, why));
+      if (!supervisor_->IsHealthy()) {
+        // The shim is gone; take a fresh one so later steps (rollback) can still run.
+        e_.supervisors_.Release(std::move(supervisor_));
+        auto sup = e_.supervisors_.Acquire();
+        if (!sup.ok()) return StepVerdict::kFailed;
+        supervisor_ = std::move(sup).value();
+      }
       return StepVerdict::kFailed;
     }
     const StepExit& ex = *result;
@@ -349,7 +355,10 @@ class Engine::AttemptRunner {
 };
 
 Engine::Engine(Store& store, const Clock& clock, EngineOptions options)
-    : store_(store), clock_(clock), options_(std::move(options)) {
+    : store_(store),
+      clock_(clock),
+      options_(std::move(options)),
+      supervisors_(SupervisorPool::Options{options_.supervisor, options_.idle_supervisors}) {
   // Steps run with the work directory as cwd: every path handed to them must be absolute.
   std::error_code ec;
   auto abs = std::filesystem::absolute(options_.work_root, ec);

@@ -38,12 +38,16 @@
 #include "core/run.h"
 #include "runbook/runbook.h"
 #include "sandbox/supervisor.h"
+#include "sandbox/supervisor_pool.h"
 #include "store/store.h"
 
 namespace automan {
 
 struct EngineOptions {
   SupervisorOptions supervisor;
+  // Shims kept ready between runs (a run takes one from the pool and gives it back), so a
+  // short run does not pay for exec'ing a new shim.
+  size_t idle_supervisors = 2;
   // Per-run working directories are created under this directory and removed afterwards.
   std::string work_root = "./automan-data/work";
   std::chrono::milliseconds kill_grace{5000};
@@ -90,6 +94,7 @@ class Engine {
   Store& store_;
   const Clock& clock_;
   EngineOptions options_;
+  SupervisorPool supervisors_;
 };
 
 }  // namespace automan

@@ -20,7 +20,14 @@
 // /proc/PID/cmdline.
 //
 // Threading: a RunSupervisor is used by one thread at a time. CancelSignal::Cancel() may be
-// called from any thread or from a signal handler.
+// called from any thread or from a signal handler. Start() and RunStep() may run on many
+// threads at once (one RunSupervisor each): every descriptor is created close-on-exec, so
+// no shim or step inherits another run's pipes.
+//
+// A shim serves any number of steps one after another; SupervisorPool (supervisor_pool.h)
+// reuses shims across runs, because starting one costs several raw spawns.
+//
+// Linux only (prctl, signalfd, pidfd, /proc). See src/sandbox/README.md for the protocol.
 #pragma once
 
 #include <chrono>
@@ -42,8 +49,10 @@ class CancelSignal {
   ~CancelSignal();
   CancelSignal(const CancelSignal&) = delete;
   CancelSignal& operator=(const CancelSignal&) = delete;
-  void Cancel();  // async-signal-safe
+  void Cancel();  // async-signal-safe; idempotent
   bool cancelled() const;
+  // Readable once Cancel() was called, and stays readable. -1 if the eventfd could not be
+  // created (descriptor exhaustion); RunStep then fails with kResourceExhausted.
   int fd() const { return fd_; }
 
  private:
@@ -84,6 +93,15 @@ class LineSink {
 
 inline constexpr size_t kMaxLineBytes = 16 * 1024;
 
+// Bounds on a StepCommand, checked by RunStep before anything is sent and again by the shim
+// on receipt: the encoded specification (argv + env + cwd) is at most kMaxStepSpecBytes,
+// has at most kMaxStepStrings argv and env entries together, and each duration is within
+// [0, kMaxStepDuration]. (The kernel has its own, tighter limits on exec arguments; going
+// past those is reported as kSpawnFailed with "Argument list too long".)
+inline constexpr size_t kMaxStepSpecBytes = size_t{4} * 1024 * 1024;
+inline constexpr size_t kMaxStepStrings = size_t{64} * 1024;
+inline constexpr std::chrono::milliseconds kMaxStepDuration = std::chrono::hours(24 * 366);
+
 struct SupervisorOptions {
   // The binary to re-execute as the shim; it must dispatch `__supervise` to
   // SupervisorMain. Default: this process's own executable (/proc/self/exe).
@@ -100,13 +118,23 @@ class RunSupervisor {
   // stream (a flood without newlines or a silent stream cannot stall the other), and
   // returns once the step's whole process tree is gone and its output is drained.
   // If `cancel` fires, the tree is terminated (SIGTERM, grace, SIGKILL) and kCancelled is
-  // returned. A non-OK Status means the supervisor itself failed (it died, the protocol
-  // broke); the tree is killed in that case too.
+  // returned; if it has already fired when RunStep is called, nothing is started.
+  // A non-OK Status means the supervisor itself failed (it died: kUnavailable; the protocol
+  // broke: kInternal); the step's process group is killed in that case too, best-effort,
+  // and every later call fails with kUnavailable.
+  // A malformed command (empty argv or argv[0], a NUL byte in any string, an env entry
+  // without "KEY=", a negative or too long duration, beyond the kMaxStep* bounds) fails
+  // with kInvalidArgument before anything is sent; the supervisor stays usable.
   virtual Result<StepExit> RunStep(const StepCommand& cmd, LineSink& sink,
                                    const CancelSignal& cancel) = 0;
 
   // The shim's pid (for diagnostics and tests).
   virtual int pid() const = 0;
+
+  // True if the supervisor can serve another step: its shim is alive and idle (no step
+  // was left half-run, e.g. by a sink that threw). Never blocks. Used by SupervisorPool to
+  // decide whether a supervisor may be reused; the default suits fakes.
+  virtual bool IsHealthy() { return true; }
 };
 
 // Entry point of `automan __supervise` (argv[1] == "__supervise"). Returns the exit code.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -218,7 +219,18 @@ steps:
   close(out_pipe[1]);
   std::string out;
   char buf[4096];
+  // Never hang the suite: give up (and kill the child) after 30 s without the marker.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (out.find("[wait] ready") == std::string::npos) {
+    pollfd p{out_pipe[0], POLLIN, 0};
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    deadline - std::chrono::steady_clock::now())
+                                    .count());
+    if (left <= 0 || poll(&p, 1, left) <= 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      FAIL() << "no live output from automan exec within 30 s: " << out;
+    }
     ssize_t n = read(out_pipe[0], buf, sizeof buf);
     ASSERT_GT(n, 0) << out;
     out.append(buf, n);

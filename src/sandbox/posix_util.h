@@ -1,0 +1,25 @@
+// Small POSIX helpers shared by the engine side and the shim: posix_spawn attributes for a
+// new process group with a clean signal state, and thread-safe errno text.
+//
+// Thread-safe: no shared state.
+#pragma once
+
+#include <spawn.h>
+
+#include <string>
+
+namespace automan::sandbox_detail {
+
+// Initialises `attr` (the caller destroys it) so that the child
+//   - leads a new process group (POSIX_SPAWN_SETPGROUP, pgroup 0),
+//   - starts with no signal blocked (POSIX_SPAWN_SETSIGMASK, empty mask),
+//   - has every signal at its default disposition (POSIX_SPAWN_SETSIGDEF). glibc's
+//     sigfillset leaves out its two internal real-time signals, which its posix_spawn then
+//     sets to SIG_IGN in the child, and exec keeps ignored signals; they are added to the
+//     default set by hand so the child really starts clean.
+void InitCleanSpawnAttr(posix_spawnattr_t* attr);
+
+// strerror(err), without strerror's shared buffer (the engine side runs on many threads).
+std::string ErrnoText(int err);
+
+}  // namespace automan::sandbox_detail
