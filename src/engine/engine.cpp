@@ -84,14 +84,12 @@ class Engine::AttemptRunner {
   // Returns the attempt's status; Status errors are store failures.
   Result<RunStatus> Run(std::string& error) {
     attempt_started_ = e_.clock_.SteadyNow();
-    work_dir_ = e_.options_.work_root + "/" + run_.id + "-" + std::to_string(run_.attempt);
-    std::error_code ec;
-    std::filesystem::create_directories(work_dir_, ec);
-    if (ec || chmod(work_dir_.c_str(), 0700) != 0) {
-      error = fmt::format("cannot create the run's work directory {}: {}", work_dir_,
-                          ec ? ec.message() : std::strerror(errno));
+    auto dir = e_.work_dirs_.Acquire();
+    if (!dir.ok()) {
+      error = dir.status().message();
       return RunStatus::kFailed;
     }
+    work_dir_ = std::move(dir).value();
     std::vector<std::string> secrets;
     for (const auto& [name, v] : params_) {
       if (v.secret()) secrets.push_back(v.text);
@@ -106,7 +104,7 @@ class Engine::AttemptRunner {
     RunStatus status = RunSteps(error);
     e_.supervisors_.Release(std::move(supervisor_));
     Status store_error = log_->Finish();
-    std::filesystem::remove_all(work_dir_, ec);
+    e_.work_dirs_.Release(work_dir_);
     if (!store_status_.ok()) return store_status_;
     if (!store_error.ok()) return store_error;
     return status;
@@ -170,7 +168,7 @@ class Engine::AttemptRunner {
 
   void Record(const StepRun& rec) {
     if (!store_status_.ok()) return;
-    store_status_ = e_.store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
+    store_status_ = e_.store_.Transact(Store::TxMode::kWriteProgress, [&](StoreTx& tx) {
       AUTOMAN_RETURN_IF_ERROR(tx.CheckFence(run_.id, run_.fence));
       return tx.UpsertStepRun(rec);
     });
@@ -241,14 +239,12 @@ class Engine::AttemptRunner {
     rec.exit_code.reset();
     rec.signal.reset();
     rec.outputs.clear();
-    const std::string output_file = work_dir_ + "/" + step.id + ".out";
-    {
-      int fd = open(output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-      if (fd < 0) {
-        why = fmt::format("cannot create {}: {}", output_file, std::strerror(errno));
-        return StepVerdict::kFailed;
-      }
-      close(fd);
+    // The step creates the file when it writes an output (`>> "$AUTOMAN_OUTPUT"`); a
+    // retry starts without what the failed try wrote.
+    const std::string output_file = work_dir_ + "/.automan-output-" + step.id;
+    if (unlink(output_file.c_str()) != 0 && errno != ENOENT) {
+      why = fmt::format("cannot reset {}: {}", output_file, std::strerror(errno));
+      return StepVerdict::kFailed;
     }
 
     StepCommand cmd;
@@ -358,12 +354,10 @@ Engine::Engine(Store& store, const Clock& clock, EngineOptions options)
     : store_(store),
       clock_(clock),
       options_(std::move(options)),
-      supervisors_(SupervisorPool::Options{options_.supervisor, options_.idle_supervisors}) {
-  // Steps run with the work directory as cwd: every path handed to them must be absolute.
-  std::error_code ec;
-  auto abs = std::filesystem::absolute(options_.work_root, ec);
-  if (!ec) options_.work_root = abs.lexically_normal().string();
-}
+      supervisors_(SupervisorPool::Options{options_.supervisor, options_.idle_supervisors}),
+      // Steps run with the work directory as cwd: every path handed to them is absolute.
+      work_dirs_(std::filesystem::absolute(options_.work_root).lexically_normal().string(),
+                 options_.idle_supervisors) {}
 
 Result<Run> Engine::CreateRun(const Runbook& rb, const RunParams& params, const NewRun& how) {
   Run run;

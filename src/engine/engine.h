@@ -36,6 +36,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "core/run.h"
+#include "engine/work_dirs.h"
 #include "runbook/runbook.h"
 #include "sandbox/supervisor.h"
 #include "sandbox/supervisor_pool.h"
@@ -48,7 +49,8 @@ struct EngineOptions {
   // Shims kept ready between runs (a run takes one from the pool and gives it back), so a
   // short run does not pay for exec'ing a new shim.
   size_t idle_supervisors = 2;
-  // Per-run working directories are created under this directory and removed afterwards.
+  // Each run attempt's steps run in an empty private directory under this one
+  // (see work_dirs.h).
   std::string work_root = "./automan-data/work";
   std::chrono::milliseconds kill_grace{5000};
   uint64_t max_log_bytes = 64ull << 20;  // per run attempt
@@ -95,6 +97,7 @@ class Engine {
   const Clock& clock_;
   EngineOptions options_;
   SupervisorPool supervisors_;
+  WorkDirPool work_dirs_;
 };
 
 }  // namespace automan

@@ -29,10 +29,7 @@ LogWriter::LogWriter(Store& store, const Clock& clock, std::string run_id, int a
       fence_(fence),
       options_(options),
       secrets_(std::move(secrets)),
-      observer_(observer) {
-  pending_.reserve(options_.batch_lines);
-  flusher_ = std::thread([this] { FlusherLoop(); });
-}
+      observer_(observer) {}
 
 LogWriter::~LogWriter() { (void)Finish(); }
 
@@ -69,6 +66,11 @@ void LogWriter::Append(const std::string& step_id, LogStream stream, std::string
 }
 
 void LogWriter::Enqueue(LogLine line) {
+  // The writer thread starts with the first line: a run that prints nothing costs none.
+  if (!flusher_.joinable()) {
+    pending_.reserve(std::min<size_t>(options_.batch_lines, 1024));
+    flusher_ = std::thread([this] { FlusherLoop(); });
+  }
   std::unique_lock lock(mu_);
   space_available_.wait(lock,
                         [&] { return pending_.size() < 4 * options_.batch_lines || stopping_; });
@@ -80,7 +82,7 @@ Status LogWriter::WriteBatch(std::vector<LogLine>& batch) {
   for (size_t off = 0; off < batch.size(); off += options_.batch_lines) {
     size_t n = std::min(options_.batch_lines, batch.size() - off);
     std::span<const LogLine> part(batch.data() + off, n);
-    Status s = store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
+    Status s = store_.Transact(Store::TxMode::kWriteProgress, [&](StoreTx& tx) {
       AUTOMAN_RETURN_IF_ERROR(tx.CheckFence(run_id_, fence_));
       return tx.AppendLogLines(part);
     });

@@ -116,7 +116,16 @@ struct StoreOptions {
 
 class Store {
  public:
-  enum class TxMode { kRead, kWrite };
+  enum class TxMode {
+    kRead,
+    // Committed means durable (as StoreOptions::durability promises).
+    kWrite,
+    // For progress whose loss on power failure is acceptable (step started/finished, log
+    // lines): the commit survives a crash of this process but not necessarily a power loss
+    // until the next kWrite commit, which makes everything before it durable too.
+    // (SQLite: synchronous=NORMAL for this commit; PostgreSQL: synchronous_commit=off.)
+    kWriteProgress,
+  };
 
   virtual ~Store() = default;
 

@@ -518,19 +518,30 @@ steps:
   EXPECT_THAT(run.error, HasSubstr("could not start"));
 }
 
-TEST_F(EngineTest, WorkDirectoryIsRemovedAfterTheRun) {
+TEST_F(EngineTest, EveryRunStartsInAnEmptyPrivateWorkDirectory) {
   Runbook rb = Parse(R"(
 id: workdir
 steps:
-  - id: write
-    shell: pwd; touch scratch
+  - id: look
+    shell: |
+      pwd
+      stat -c %a .
+      ls -A | wc -l
+      touch scratch
+      mkdir -p sub/deeper && touch sub/deeper/file
 )");
-  Run run = Exec(rb);
-  ASSERT_EQ(run.status, RunStatus::kSuccess) << run.error;
+  Run first = Exec(rb);
+  ASSERT_EQ(first.status, RunStatus::kSuccess) << first.error;
+  Run second = Exec(rb);
+  ASSERT_EQ(second.status, RunStatus::kSuccess) << second.error;
   auto out = collector_.Texts(LogStream::kStdout);
-  ASSERT_EQ(out.size(), 1u);
-  EXPECT_THAT(out[0], HasSubstr(options_.work_root));
-  EXPECT_FALSE(std::filesystem::exists(out[0]));
+  ASSERT_EQ(out.size(), 6u);
+  for (int run = 0; run < 2; ++run) {
+    EXPECT_THAT(out[run * 3], ::testing::StartsWith(options_.work_root)) << out[run * 3];
+    EXPECT_EQ(out[run * 3 + 1], "700");
+    EXPECT_EQ(out[run * 3 + 2], "0") << "run " << run << " did not start in an empty directory";
+  }
+  EXPECT_FALSE(std::filesystem::exists(out[3] + "/scratch"));
 }
 
 }  // namespace

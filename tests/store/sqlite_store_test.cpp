@@ -228,6 +228,32 @@ TEST_F(SqliteStoreTest, WalSynchronousAndForeignKeysAreSet) {
   EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");
 }
 
+TEST_F(SqliteStoreTest, ProgressCommitsRelaxOnlyThemselves) {
+  TempDir dir;
+  auto store = OpenSqlite(dir.File("p.db"), Durability::kFull);
+  ASSERT_NE(store, nullptr);
+  std::string inside;
+  ASSERT_OK(store->Transact(Store::TxMode::kWriteProgress, [&](StoreTx& tx) -> Status {
+    RunbookVersion v{.version = "sha256:p", .runbook_id = "p", .yaml = "id: p"};
+    return tx.PutRunbookVersion(v);
+  }));
+  // The connection is back to FULL for the next durable commit, and the write is there.
+  EXPECT_EQ(*store->Pragma("synchronous"), "2");
+  ASSERT_OK(store->Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(RunbookVersion got, tx.GetRunbookVersion("sha256:p"));
+    inside = got.yaml;
+    return Status::Ok();
+  }));
+  EXPECT_EQ(inside, "id: p");
+  // A failed progress transaction restores the level too.
+  EXPECT_EQ(store
+                ->Transact(Store::TxMode::kWriteProgress,
+                           [&](StoreTx&) { return Error(ErrorCode::kCancelled, "no"); })
+                .code(),
+            ErrorCode::kCancelled);
+  EXPECT_EQ(*store->Pragma("synchronous"), "2");
+}
+
 TEST_F(SqliteStoreTest, PragmaAcceptsOnlyNames) {
   auto store = OpenSqlite(":memory:");
   ASSERT_NE(store, nullptr);

@@ -1082,7 +1082,10 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(std::string_view path,
   return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
 }
 
-Status SqliteStore::Transact(TxMode mode, const std::function<Status(StoreTx&)>& fn) {
+Status SqliteStore::Transact(TxMode requested, const std::function<Status(StoreTx&)>& fn) {
+  const bool relaxed =
+      requested == TxMode::kWriteProgress && impl_->options.durability == Durability::kFull;
+  const TxMode mode = requested == TxMode::kRead ? TxMode::kRead : TxMode::kWrite;
   const milliseconds timeout = impl_->options.busy_timeout;
   const auto deadline = steady_clock::now() + timeout;
   if (mode == TxMode::kWrite && !impl_->BeginWrite(deadline)) {
@@ -1095,6 +1098,19 @@ Status SqliteStore::Transact(TxMode mode, const std::function<Status(StoreTx&)>&
   WriteGate gate(mode == TxMode::kWrite ? impl_.get() : nullptr);
   AUTOMAN_ASSIGN_OR_RETURN(std::unique_ptr<Connection> borrowed, impl_->Acquire(deadline));
   Lease<Impl> c(*impl_, std::move(borrowed));
+
+  // A progress commit skips the WAL fsync; the connection goes back to FULL afterwards, so
+  // the next durable commit fsyncs the WAL with this transaction's frames in it.
+  struct SyncLevel {
+    Connection* c = nullptr;
+    ~SyncLevel() {
+      if (c != nullptr) (void)c->Exec("PRAGMA synchronous = FULL");
+    }
+  } restore;
+  if (relaxed) {
+    AUTOMAN_RETURN_IF_ERROR(c->Exec("PRAGMA synchronous = NORMAL"));
+    restore.c = &*c;
+  }
 
   Status begin;
   if (mode == TxMode::kWrite) {
