@@ -14,7 +14,7 @@ build:
 # Until the server exists (its issue turns this into `automan server`), `make run` runs the
 # demo runbook with the embedded SQLite store in ./automan-data.
 run: deps build
-	./build/release/automan exec docs/examples/hello.yaml -p name="$${USER:-operator}"
+	./build/release/automan exec docs/examples/hello.yaml
 
 # deps + release build and suite + the whole suite under ASan/UBSan + the TSan subset.
 test: deps
