@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "runbook/quote.h"
 #include "runbook/runbook.h"
 #include "runbook/yaml_tree.h"
 
@@ -15,25 +16,7 @@ namespace automan {
 
 namespace {
 
-std::string Shown(std::string_view v) {
-  std::string out = "\"";
-  size_t n = 0;
-  for (char c : v) {
-    if (++n > 60) {
-      out += "...";
-      break;
-    }
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
+using runbook_detail::QuoteForMessage;
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -91,7 +74,7 @@ Result<std::string> CanonicalParamValue(const ParamSpec& spec, std::string_view 
   const std::string name = "parameter \"" + spec.name + "\"";
   const bool secret = spec.type == ParamType::kSecret;
   // A secret's value never appears in a message.
-  const std::string got = secret ? "" : ", got " + Shown(value);
+  const std::string got = secret ? "" : ", got " + QuoteForMessage(value);
   if (value.size() > kMaxParamValueBytes) {
     return Error(ErrorCode::kInvalidArgument,
                  "{} is {} bytes long; values are limited to {} "
@@ -200,14 +183,15 @@ Result<RunParams> BindParams(const Runbook& rb,
     if (spec == nullptr) {
       if (rb.params.empty()) {
         return Error(ErrorCode::kInvalidArgument,
-                     "unknown parameter {}; this runbook takes no parameters", Shown(name));
+                     "unknown parameter {}; this runbook takes no parameters",
+                     QuoteForMessage(name));
       }
       return Error(ErrorCode::kInvalidArgument, "unknown parameter {}; this runbook takes: {}",
-                   Shown(name), Names(rb));
+                   QuoteForMessage(name), Names(rb));
     }
     if (!seen.insert(name).second) {
       return Error(ErrorCode::kInvalidArgument,
-                   "parameter {} is given more than once; pass it once", Shown(name));
+                   "parameter {} is given more than once; pass it once", QuoteForMessage(name));
     }
     AUTOMAN_ASSIGN_OR_RETURN(std::string canon, CanonicalParamValue(*spec, value));
     out[name] = ParamValue{std::string(ToString(spec->type)), std::move(canon)};

@@ -17,6 +17,7 @@
 
 #include "common/clock.h"
 #include "common/duration.h"
+#include "runbook/quote.h"
 #include "runbook/runbook.h"
 #include "runbook/yaml_tree.h"
 
@@ -24,27 +25,9 @@ namespace automan::runbook_detail {
 
 namespace {
 
-using Kind = YNode::Kind;
+using runbook_detail::QuoteForMessage;
 
-std::string Quote(std::string_view s) {
-  std::string out = "\"";
-  size_t n = 0;
-  for (char c : s) {
-    if (++n > 60) {
-      out += "...";
-      break;
-    }
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
+using Kind = YNode::Kind;
 
 std::string Join(const std::vector<std::string_view>& items, std::string_view sep = ", ") {
   std::string out;
@@ -167,7 +150,7 @@ class Validator {
     if (n.bad) return;
     std::string msg =
         std::string(path) + ": expected " + std::string(what) + ", got " + Describe(n);
-    if (n.IsScalar()) msg += " " + Quote(n.value);
+    if (n.IsScalar()) msg += " " + QuoteForMessage(n.value);
     if (!hint.empty()) msg += "; " + std::string(hint);
     Error(n.loc, std::move(msg));
   }
@@ -191,7 +174,7 @@ class Validator {
       }
       auto [it, inserted] = seen.emplace(k.value, k.loc);
       if (!inserted) {
-        Error(k.loc, "duplicate key " + Quote(k.value) +
+        Error(k.loc, "duplicate key " + QuoteForMessage(k.value) +
                          (path.empty() ? "" : " in " + std::string(path)) + " (first at line " +
                          std::to_string(it->second.line) +
                          "); YAML keeps only one of them, so remove or rename one");
@@ -208,7 +191,7 @@ class Validator {
           best = cand;
         }
       }
-      std::string msg = "unknown key " + Quote(k.value);
+      std::string msg = "unknown key " + QuoteForMessage(k.value);
       if (!path.empty()) msg += " in " + std::string(path);
       // A prefix of at least 3 characters ("net" for "network") also counts as close.
       if (best_d > 2 && k.value.size() >= 3) {
@@ -221,7 +204,7 @@ class Validator {
         }
       }
       if (best_d <= 2 && best_d < static_cast<int>(std::max(k.value.size(), best.size()))) {
-        msg += "; did you mean " + Quote(best) + "?";
+        msg += "; did you mean " + QuoteForMessage(best) + "?";
       } else {
         msg += "; known keys are: " + Join(known);
       }
@@ -346,7 +329,8 @@ class Validator {
       return std::nullopt;
     }
     if (std::find(allowed.begin(), allowed.end(), n.value) == allowed.end()) {
-      Error(n.loc, std::string(path) + ": " + Quote(n.value) + " is not valid; write " + what);
+      Error(n.loc,
+            std::string(path) + ": " + QuoteForMessage(n.value) + " is not valid; write " + what);
       return std::nullopt;
     }
     return n.value;
@@ -372,7 +356,8 @@ class Validator {
   void MissingKey(const YNode& map, std::string_view path, std::string_view key,
                   std::string_view example) {
     Error(map.loc, (path.empty() ? std::string() : std::string(path) + ": ") +
-                       "missing required key " + Quote(key) + "; add e.g. " + std::string(example));
+                       "missing required key " + QuoteForMessage(key) + "; add e.g. " +
+                       std::string(example));
   }
 
   std::optional<RetryPolicy> Retries(const YNode& n, std::string_view path);
@@ -404,7 +389,7 @@ Runbook Validator::Build(const YNode& root) {
   if (const YNode* n = Get(root, "id")) {
     if (auto s = String(*n, "id")) {
       if (!MatchesName(*s, "-")) {
-        Error(n->loc, "id: " + Quote(*s) +
+        Error(n->loc, "id: " + QuoteForMessage(*s) +
                           " is not a valid runbook id; use lower-case letters, digits and '-', "
                           "starting with a letter (e.g. restart-web)");
       } else {
@@ -454,7 +439,7 @@ Runbook Validator::Build(const YNode& root) {
       };
       if (dot == std::string::npos || !part_ok(std::string_view(*s).substr(0, dot)) ||
           !part_ok(std::string_view(*s).substr(dot + 1))) {
-        Error(n->loc, "requires: " + Quote(*s) +
+        Error(n->loc, "requires: " + QuoteForMessage(*s) +
                           " is not a permission; write area.action in lower case, e.g. "
                           "runs.execute");
       } else {
@@ -468,13 +453,13 @@ Runbook Validator::Build(const YNode& root) {
         *n, "allowed_roles", "a list of role names (e.g. [operator, admin])",
         [&](const YNode& item, const std::string& s, const std::string& p) {
           if (!MatchesName(s, "_-")) {
-            Error(item.loc, p + ": " + Quote(s) +
+            Error(item.loc, p + ": " + QuoteForMessage(s) +
                                 " is not a role name; use lower-case letters, digits, '_' and "
                                 "'-', starting with a letter");
             return false;
           }
           if (!seen.insert(s).second) {
-            Error(item.loc, p + ": role " + Quote(s) + " is listed twice; remove one");
+            Error(item.loc, p + ": role " + QuoteForMessage(s) + " is listed twice; remove one");
             return false;
           }
           return true;
@@ -561,7 +546,7 @@ void Validator::Params(const YNode& n, Runbook& rb) {
     spec.loc = k.loc;
     bool ok = true;
     if (!MatchesName(k.value, "_")) {
-      Error(k.loc, "params: " + Quote(k.value) +
+      Error(k.loc, "params: " + QuoteForMessage(k.value) +
                        " is not a valid parameter name; use lower-case letters, digits and "
                        "'_', starting with a letter (e.g. service_name)");
       continue;
@@ -611,7 +596,7 @@ void Validator::Params(const YNode& n, Runbook& rb) {
           opts.set_log_errors(false);
           RE2 re(*s, opts);
           if (!re.ok()) {
-            Error(p->loc, Sub(path, "pattern") + ": " + Quote(*s) +
+            Error(p->loc, Sub(path, "pattern") + ": " + QuoteForMessage(*s) +
                               " is not a valid RE2 regular expression (" + re.error() +
                               "); fix the expression");
             ok = false;
@@ -650,7 +635,8 @@ void Validator::Params(const YNode& n, Runbook& rb) {
             Error(item.loc, Index(vpath, i) + ": enum values must not be empty");
             ok = false;
           } else if (!members.insert(*s).second) {
-            Error(item.loc, Index(vpath, i) + ": " + Quote(*s) + " is listed twice; remove one");
+            Error(item.loc,
+                  Index(vpath, i) + ": " + QuoteForMessage(*s) + " is listed twice; remove one");
             ok = false;
           } else {
             spec.values.push_back(*s);
@@ -700,15 +686,15 @@ std::optional<Step> Validator::ParseStep(const YNode& n, const std::string& path
   if (const YNode* v = Get(n, "id")) {
     if (auto s = String(*v, Sub(path, "id"))) {
       if (!MatchesName(*s, "_")) {
-        Error(v->loc, Sub(path, "id") + ": " + Quote(*s) +
+        Error(v->loc, Sub(path, "id") + ": " + QuoteForMessage(*s) +
                           " is not a valid step id; use lower-case letters, digits and '_', "
                           "starting with a letter (e.g. check_health)");
       } else {
         step.id = *s;
         auto [it, inserted] = step_ids_.emplace(*s, v->loc);
         if (!inserted) {
-          Error(v->loc, Sub(path, "id") + ": duplicate step id " + Quote(*s) + " (first at line " +
-                            std::to_string(it->second.line) +
+          Error(v->loc, Sub(path, "id") + ": duplicate step id " + QuoteForMessage(*s) +
+                            " (first at line " + std::to_string(it->second.line) +
                             "); step ids must be unique across steps and rollback");
         }
       }
@@ -762,13 +748,13 @@ std::optional<Step> Validator::ParseStep(const YNode& n, const std::string& path
                          return c == '_' || IsDigit(c) || IsLower(c) || (c >= 'A' && c <= 'Z');
                        });
         if (!ok_name) {
-          Error(k.loc, epath + ": " + Quote(k.value) +
+          Error(k.loc, epath + ": " + QuoteForMessage(k.value) +
                            " is not a valid environment variable name; use letters, digits "
                            "and '_', not starting with a digit");
           continue;
         }
         if (k.value.rfind("AUTOMAN_", 0) == 0) {
-          Error(k.loc, epath + ": " + Quote(k.value) +
+          Error(k.loc, epath + ": " + QuoteForMessage(k.value) +
                            " is reserved (AUTOMAN_* variables are set by Automan); choose "
                            "another name");
           continue;
@@ -800,13 +786,13 @@ std::optional<Step> Validator::ParseStep(const YNode& n, const std::string& path
         *v, Sub(path, "outputs"), "a list of output keys (e.g. [version, url])",
         [&](const YNode& item, const std::string& s, const std::string& p) {
           if (!MatchesName(s, "_")) {
-            Error(item.loc, p + ": " + Quote(s) +
+            Error(item.loc, p + ": " + QuoteForMessage(s) +
                                 " is not a valid output key; use lower-case letters, digits "
                                 "and '_', starting with a letter");
             return false;
           }
           if (!seen.insert(s).second) {
-            Error(item.loc, p + ": output " + Quote(s) + " is listed twice; remove one");
+            Error(item.loc, p + ": output " + QuoteForMessage(s) + " is listed twice; remove one");
             return false;
           }
           if (!step.id.empty()) outputs_.push_back({step.id, s, item.loc});
@@ -842,10 +828,10 @@ void Validator::CheckOutputCollisions() {
     auto [it, inserted] = names.emplace(env, &o);
     if (!inserted) {
       const OutputRef& first = *it->second;
-      Error(o.loc, "output " + Quote(o.key) + " of step " + Quote(o.step) + " and output " +
-                       Quote(first.key) + " of step " + Quote(first.step) + " (line " +
-                       std::to_string(first.loc.line) + ") would both be passed as " + env +
-                       "; rename the step or the output");
+      Error(o.loc, "output " + QuoteForMessage(o.key) + " of step " + QuoteForMessage(o.step) +
+                       " and output " + QuoteForMessage(first.key) + " of step " +
+                       QuoteForMessage(first.step) + " (line " + std::to_string(first.loc.line) +
+                       ") would both be passed as " + env + "; rename the step or the output");
     }
   }
 }
@@ -901,11 +887,11 @@ void Validator::Schedules(const YNode& n, Runbook& rb) {
     if (const YNode* v = Get(m, "id")) {
       if (auto id = String(*v, Sub(path, "id"))) {
         if (!MatchesName(*id, "_-")) {
-          Error(v->loc, Sub(path, "id") + ": " + Quote(*id) +
+          Error(v->loc, Sub(path, "id") + ": " + QuoteForMessage(*id) +
                             " is not a valid schedule id; use lower-case letters, digits, '_' "
                             "and '-', starting with a letter (e.g. nightly)");
         } else if (auto [it, inserted] = ids.emplace(*id, v->loc); !inserted) {
-          Error(v->loc, Sub(path, "id") + ": duplicate schedule id " + Quote(*id) +
+          Error(v->loc, Sub(path, "id") + ": duplicate schedule id " + QuoteForMessage(*id) +
                             " (first at line " + std::to_string(it->second.line) +
                             "); give each schedule its own id");
         } else {
@@ -950,7 +936,7 @@ void Validator::Schedules(const YNode& n, Runbook& rb) {
       if (auto t = NonEmptyString(*at, Sub(path, "at"),
                                   "an RFC 3339 instant (e.g. 2026-01-31T09:00:00Z)")) {
         if (!HasRfc3339Shape(*t) || !ParseRfc3339(*t)) {
-          Error(at->loc, Sub(path, "at") + ": " + Quote(*t) +
+          Error(at->loc, Sub(path, "at") + ": " + QuoteForMessage(*t) +
                              " is not an RFC 3339 instant; write e.g. 2026-01-31T09:00:00Z or "
                              "2026-01-31T10:00:00+01:00");
         } else {
@@ -966,7 +952,7 @@ void Validator::Schedules(const YNode& n, Runbook& rb) {
         });
         if (tz->size() > 64 || !chars_ok || tz->find("..") != std::string::npos ||
             (*tz)[0] == '/') {
-          Error(v->loc, Sub(path, "tz") + ": " + Quote(*tz) +
+          Error(v->loc, Sub(path, "tz") + ": " + QuoteForMessage(*tz) +
                             " is not a time zone name; write an IANA name such as "
                             "Europe/Paris, America/New_York or UTC");
         } else {
@@ -1012,7 +998,8 @@ void Validator::Schedules(const YNode& n, Runbook& rb) {
           if (!spec) {
             std::vector<std::string_view> names;
             for (const ParamSpec& p : rb.params) names.push_back(p.name);
-            Error(k.loc, ppath + ": " + Quote(k.value) + " is not a parameter of this runbook" +
+            Error(k.loc, ppath + ": " + QuoteForMessage(k.value) +
+                             " is not a parameter of this runbook" +
                              (names.empty() ? "; it declares no params"
                                             : "; declared params: " + Join(names)));
             continue;
@@ -1042,7 +1029,7 @@ void Validator::Schedules(const YNode& n, Runbook& rb) {
     for (const ParamSpec& p : rb.params) {
       if (p.required && p.type != ParamType::kSecret && !s.params.count(p.name) &&
           !(Get(m, "params") && Get(*Get(m, "params"), p.name))) {
-        Error(m.loc, path + ": the runbook requires parameter " + Quote(p.name) +
+        Error(m.loc, path + ": the runbook requires parameter " + QuoteForMessage(p.name) +
                          " and this schedule does not set it; add params: {" + p.name + ": ...}");
       }
     }
@@ -1057,7 +1044,7 @@ void Validator::Sandbox(const YNode& n, Runbook& rb) {
       rb.sandbox.enabled = false;
       return;
     }
-    Error(n.loc, "sandbox: " + Quote(n.value) +
+    Error(n.loc, "sandbox: " + QuoteForMessage(n.value) +
                      " is not valid; write `sandbox: off` or a map {pid, writable, network, "
                      "run_as}");
     return;
@@ -1082,7 +1069,7 @@ void Validator::Sandbox(const YNode& n, Runbook& rb) {
             start = end + 1;
           }
           if (s.empty() || s[0] != '/' || dotdot) {
-            Error(item.loc, p + ": " + Quote(s) +
+            Error(item.loc, p + ": " + QuoteForMessage(s) +
                                 " is not an absolute path without '..'; write e.g. /var/tmp/app");
             return false;
           }
@@ -1096,7 +1083,7 @@ void Validator::Sandbox(const YNode& n, Runbook& rb) {
                   return IsLower(c) || IsDigit(c) || c == '_' || c == '-';
                 });
       if (!ok) {
-        Error(v->loc, "sandbox.run_as: " + Quote(*s) +
+        Error(v->loc, "sandbox.run_as: " + QuoteForMessage(*s) +
                           " is not a user name; use lower-case letters, digits, '_' and '-' "
                           "(at most 32, starting with a letter or '_'), e.g. nobody");
       } else {

@@ -544,5 +544,52 @@ steps:
   EXPECT_FALSE(std::filesystem::exists(out[3] + "/scratch"));
 }
 
+TEST_F(EngineTest, OneEngineRunsSeveralRunsAtOnce) {
+  Runbook rb = Parse(R"(
+id: parallel
+steps:
+  - id: work
+    outputs: [me]
+    shell: |
+      ls -A | wc -l
+      touch leftover
+      echo "me=$AUTOMAN_RUN_ID" >> "$AUTOMAN_OUTPUT"
+      seq 1 200
+)");
+  auto params = BindParams(rb, {});
+  ASSERT_TRUE(params.ok());
+  Engine engine(*store_, SystemClock(), options_);
+  constexpr int kThreads = 4;
+  constexpr int kRunsEach = 3;
+  std::vector<std::vector<Run>> done(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRunsEach; ++i) {
+        NewRun how;
+        how.lease_owner = "test:" + std::to_string(t);
+        auto run = engine.CreateRun(rb, *params, how);
+        if (!run.ok()) return;
+        CancelSignal cancel;
+        auto r = engine.Execute(rb, *run, *params, cancel);
+        if (r.ok()) done[t].push_back(*r);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(done[t].size(), static_cast<size_t>(kRunsEach));
+    for (const Run& run : done[t]) {
+      EXPECT_EQ(run.status, RunStatus::kSuccess) << run.error;
+      // Outputs and logs stay with their own run.
+      EXPECT_EQ(run.outputs.at("work").at("me"), run.id);
+      auto lines = StoredLines(run.id);
+      ASSERT_EQ(lines.size(), 201u);
+      EXPECT_EQ(lines[0].text, "0") << "the work directory was shared with another run";
+      EXPECT_EQ(lines[200].text, "200");
+    }
+  }
+}
+
 }  // namespace
 }  // namespace automan
