@@ -110,6 +110,9 @@ std::optional<Timestamp> ParseRfc3339(std::string_view text) {
   auto tp = date::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
             std::chrono::seconds(se) + std::chrono::microseconds(micros) -
             std::chrono::minutes(offset_min);
+  // An offset can carry 0000-01-01 or 9999-12-31 out of the years FormatRfc3339 can write.
+  const int utc_year = static_cast<int>(date::year_month_day(date::floor<date::days>(tp)).year());
+  if (utc_year < 0 || utc_year > 9999) return std::nullopt;
   return Timestamp(std::chrono::duration_cast<std::chrono::microseconds>(tp.time_since_epoch()));
 }
 

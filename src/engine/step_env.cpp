@@ -1,11 +1,15 @@
 #include "engine/step_env.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string_view>
 
 #include "common/clock.h"
@@ -75,44 +79,71 @@ std::vector<std::string> BuildStepEnv(const StepEnvContext& ctx, const OutputsEn
   return out;
 }
 
-Result<std::map<std::string, std::string>> ReadStepOutputs(const std::string& path,
-                                                           uint64_t max_bytes) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) {
-    // The step removed its output file: no outputs.
-    return std::map<std::string, std::string>{};
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return Error(ErrorCode::kInvalidArgument, "$AUTOMAN_OUTPUT is no longer a regular file");
-  }
-  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-    return Error(ErrorCode::kResourceExhausted,
-                 "the step wrote {} bytes to $AUTOMAN_OUTPUT; the limit is {} bytes", st.st_size,
-                 max_bytes);
-  }
-  std::ifstream in(path, std::ios::binary);
+Result<std::map<std::string, std::string>> ParseStepOutputs(std::string_view text) {
   std::map<std::string, std::string> out;
-  std::string line;
-  int n = 0;
-  while (std::getline(in, line)) {
+  size_t n = 0;
+  // Same line splitting as std::getline: a final '\n' does not start another line.
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     ++n;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) continue;
     size_t eq = line.find('=');
-    if (eq == std::string::npos) {
+    if (eq == std::string_view::npos) {
       return Error(ErrorCode::kInvalidArgument,
                    "$AUTOMAN_OUTPUT line {} has no '=': write key=value lines", n);
     }
-    std::string key = line.substr(0, eq);
+    std::string_view key = line.substr(0, eq);
     if (!ValidKey(key)) {
       return Error(ErrorCode::kInvalidArgument,
                    "$AUTOMAN_OUTPUT line {}: \"{}\" is not a valid output key (letters, digits "
                    "and _, not starting with a digit)",
                    n, key.substr(0, 64));
     }
-    out[key] = line.substr(eq + 1);
+    out[std::string(key)] = std::string(line.substr(eq + 1));
   }
   return out;
+}
+
+Result<std::map<std::string, std::string>> ReadStepOutputs(const std::string& path,
+                                                           uint64_t max_bytes) {
+  // The file lives in a directory the step controls: never follow a link it planted there
+  // (the engine may be more privileged than the step), never block on a FIFO, and never
+  // read more than the limit even if the file keeps growing.
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::map<std::string, std::string>{};  // wrote no outputs
+    if (errno == ELOOP) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "$AUTOMAN_OUTPUT was replaced by a symbolic link; write key=value lines to "
+                   "the file itself");
+    }
+    return Error(ErrorCode::kInvalidArgument, "cannot open $AUTOMAN_OUTPUT: {}",
+                 std::strerror(errno));
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return Error(ErrorCode::kInvalidArgument, "$AUTOMAN_OUTPUT is no longer a regular file");
+  }
+  std::string text;
+  char buf[16384];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > max_bytes) break;
+  }
+  close(fd);
+  if (text.size() > max_bytes) {
+    return Error(ErrorCode::kResourceExhausted,
+                 "the step wrote more than {} bytes to $AUTOMAN_OUTPUT; that is the limit",
+                 max_bytes);
+  }
+  return ParseStepOutputs(text);
 }
 
 }  // namespace automan

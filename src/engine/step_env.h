@@ -7,8 +7,10 @@
 // (whose names may not start with AUTOMAN_; the parser enforces that).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -40,11 +42,17 @@ struct StepEnvContext {
 std::vector<std::string> BuildStepEnv(const StepEnvContext& ctx, const OutputsEnv& outputs,
                                       char** parent_env);
 
-// Parses a step's $AUTOMAN_OUTPUT file: one `key=value` per line, key
-// [A-Za-z_][A-Za-z0-9_]* (kept exactly as written), value up to the end
-// of the line; blank lines ignored; a later line with the same key wins. A file larger
-// than `max_bytes`, or a line without '=' or with an invalid key, fails with a message
-// naming the line.
+// Parses the text of a step's $AUTOMAN_OUTPUT file: lines separated by '\n', one '\r' at
+// the end of a line dropped (CRLF); each line `key=value`, key [A-Za-z_][A-Za-z0-9_]* of at
+// most 128 characters (kept exactly as written), value everything after the first '=' up to
+// the end of the line (may be empty, may contain '='); blank lines ignored; a later line with
+// the same key wins. A line without '=' or with an invalid key fails with kInvalidArgument
+// and a message naming the line (1-based). Pure: no I/O; any bytes are valid input.
+Result<std::map<std::string, std::string>> ParseStepOutputs(std::string_view text);
+
+// Reads the $AUTOMAN_OUTPUT file at `path` and parses it with ParseStepOutputs. A missing
+// file means no outputs; a path that is not a regular file fails with kInvalidArgument, a
+// file larger than `max_bytes` with kResourceExhausted (before anything is read).
 Result<std::map<std::string, std::string>> ReadStepOutputs(const std::string& path,
                                                            uint64_t max_bytes);
 
