@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -21,10 +22,11 @@ namespace automan::cli {
 
 namespace {
 
-CancelSignal* g_cancel = nullptr;
+// Lock-free, so the signal handler may read it.
+std::atomic<CancelSignal*> g_cancel{nullptr};
 
 extern "C" void OnInterrupt(int) {
-  if (g_cancel != nullptr) g_cancel->Cancel();
+  if (CancelSignal* c = g_cancel.load()) c->Cancel();
 }
 
 // Prints each log line live as "[step] line" and step results as they finish.
@@ -192,10 +194,10 @@ int RunExec(const ExecOptions& options) {
   sigaction(SIGHUP, &sa, nullptr);
 
   // Live output: each line reaches a pipe (tee, CI logs, a test) as soon as it is printed.
-  std::setvbuf(human, nullptr, _IOLBF, 0);
+  (void)std::setvbuf(human, nullptr, _IOLBF, 0);
   Printer printer(human);
   fmt::print(human, "run {} of {} started\n", run->id, rb.id);
-  std::fflush(human);
+  (void)std::fflush(human);
   auto done = engine.Execute(rb, *run, *params, cancel, &printer);
   g_cancel = nullptr;
   if (!done.ok()) {
@@ -212,7 +214,7 @@ int RunExec(const ExecOptions& options) {
   if (options.json) {
     std::cout << RunToJson(*done, steps) << "\n";
   }
-  std::fflush(nullptr);
+  (void)std::fflush(nullptr);
   return ExitCodeFor(done->status);
 }
 

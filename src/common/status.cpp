@@ -1,5 +1,7 @@
 #include "common/status.h"
 
+#include <string.h>
+
 namespace automan {
 
 std::string_view ErrorCodeName(ErrorCode code) {
@@ -32,6 +34,12 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "INTERNAL";
   }
   return "UNKNOWN";
+}
+
+std::string ErrnoText(int err) {
+  char buf[256];
+  // The GNU strerror_r returns the message (possibly a static string, not buf).
+  return strerror_r(err, buf, sizeof buf);
 }
 
 std::string Status::ToString() const {

@@ -33,6 +33,9 @@ enum class ErrorCode {
 
 std::string_view ErrorCodeName(ErrorCode code);
 
+// strerror(err) without strerror's shared buffer: safe on any thread.
+std::string ErrnoText(int err);
+
 class [[nodiscard]] Status {
  public:
   Status() = default;

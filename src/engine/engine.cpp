@@ -243,7 +243,7 @@ class Engine::AttemptRunner {
     // retry starts without what the failed try wrote.
     const std::string output_file = work_dir_ + "/.automan-output-" + step.id;
     if (unlink(output_file.c_str()) != 0 && errno != ENOENT) {
-      why = fmt::format("cannot reset {}: {}", output_file, std::strerror(errno));
+      why = fmt::format("cannot reset {}: {}", output_file, ErrnoText(errno));
       return StepVerdict::kFailed;
     }
 

@@ -120,8 +120,7 @@ Result<std::map<std::string, std::string>> ReadStepOutputs(const std::string& pa
                    "$AUTOMAN_OUTPUT was replaced by a symbolic link; write key=value lines to "
                    "the file itself");
     }
-    return Error(ErrorCode::kInvalidArgument, "cannot open $AUTOMAN_OUTPUT: {}",
-                 std::strerror(errno));
+    return Error(ErrorCode::kInvalidArgument, "cannot open $AUTOMAN_OUTPUT: {}", ErrnoText(errno));
   }
   struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

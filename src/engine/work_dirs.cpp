@@ -68,7 +68,7 @@ Result<std::string> WorkDirPool::Acquire() {
   std::string tmpl = root_ + "/w-XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr) {  // mkdtemp creates it 0700
     return Error(ErrorCode::kUnavailable, "cannot create a work directory under {}: {}", root_,
-                 std::strerror(errno));
+                 ErrnoText(errno));
   }
   return tmpl;
 }

@@ -367,12 +367,12 @@ ParseResult LoadRunbookFile(const std::string& path) {
     return r;
   };
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(std::string("cannot read the file: ") + strerror(errno));
+  if (fd < 0) return fail(std::string("cannot read the file: ") + ErrnoText(errno));
   struct stat st {};
   if (fstat(fd, &st) != 0) {
     int e = errno;
     close(fd);
-    return fail(std::string("cannot read the file: ") + strerror(e));
+    return fail("cannot read the file: " + ErrnoText(e));
   }
   if (S_ISDIR(st.st_mode)) {
     close(fd);
@@ -388,7 +388,7 @@ ParseResult LoadRunbookFile(const std::string& path) {
       if (errno == EINTR) continue;
       int e = errno;
       close(fd);
-      return fail(std::string("cannot read the file: ") + strerror(e));
+      return fail("cannot read the file: " + ErrnoText(e));
     }
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));

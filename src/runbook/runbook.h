@@ -167,7 +167,7 @@ Result<RunParams> BindParams(const Runbook& rb,
 Result<std::string> CanonicalParamValue(const ParamSpec& spec, std::string_view value);
 
 // Values passed to BindParams (and defaults) are at most this long.
-inline constexpr size_t kMaxParamValueBytes = 64 * 1024;
+inline constexpr size_t kMaxParamValueBytes = size_t{64} * 1024;
 
 // "restart-web" -> "RESTART_WEB"; used for AUTOMAN_PARAM_ and AUTOMAN_OUT_ names.
 std::string EnvName(std::string_view name);

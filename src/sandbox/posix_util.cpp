@@ -26,10 +26,4 @@ void InitCleanSpawnAttr(posix_spawnattr_t* attr) {
                            POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 }
 
-std::string ErrnoText(int err) {
-  char buf[256];
-  // The GNU strerror_r returns the message (possibly a static string, not buf).
-  return strerror_r(err, buf, sizeof buf);
-}
-
 }  // namespace automan::sandbox_detail

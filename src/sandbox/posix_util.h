@@ -1,5 +1,6 @@
 // Small POSIX helpers shared by the engine side and the shim: posix_spawn attributes for a
-// new process group with a clean signal state, and thread-safe errno text.
+// new process group with a clean signal state. (Thread-safe errno text is
+// automan::ErrnoText in common/status.h.)
 //
 // Thread-safe: no shared state.
 #pragma once
@@ -18,8 +19,5 @@ namespace automan::sandbox_detail {
 //     sets to SIG_IGN in the child, and exec keeps ignored signals; they are added to the
 //     default set by hand so the child really starts clean.
 void InitCleanSpawnAttr(posix_spawnattr_t* attr);
-
-// strerror(err), without strerror's shared buffer (the engine side runs on many threads).
-std::string ErrnoText(int err);
 
 }  // namespace automan::sandbox_detail

@@ -27,7 +27,6 @@ namespace automan {
 namespace {
 
 using sandbox_detail::ControlFrame;
-using sandbox_detail::ErrnoText;
 using sandbox_detail::StatusFrame;
 
 // Bytes read from one output stream per wake-up before the other fds get a turn, so a

@@ -32,7 +32,6 @@ namespace automan {
 namespace {
 
 using sandbox_detail::ControlFrame;
-using sandbox_detail::ErrnoText;
 using sandbox_detail::StatusFrame;
 using SteadyTime = std::chrono::steady_clock::time_point;
 using std::chrono::milliseconds;

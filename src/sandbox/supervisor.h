@@ -91,7 +91,7 @@ class LineSink {
   virtual void OnLine(LogStream stream, std::string_view text, bool partial) = 0;
 };
 
-inline constexpr size_t kMaxLineBytes = 16 * 1024;
+inline constexpr size_t kMaxLineBytes = size_t{16} * 1024;
 
 // Bounds on a StepCommand, checked by RunStep before anything is sent and again by the shim
 // on receipt: the encoded specification (argv + env + cwd) is at most kMaxStepSpecBytes,
