@@ -19,6 +19,7 @@ packages=(
   libcli11-dev
   libre2-dev
   libssl-dev libsodium-dev libpq-dev
+  postgresql                # the throw-away cluster of the PostgreSQL store tests
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   procps psmisc hyperfine

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace automan {
@@ -58,9 +59,14 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     if (!store.ok()) return store.status();
     return std::unique_ptr<Store>(std::move(store).value());
   }
+  if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+    auto store = PostgresStore::Open(options);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<Store>(std::move(store).value());
+  }
   return Error(ErrorCode::kInvalidArgument,
-               "unsupported database URL \"{}\"; use sqlite:PATH (PostgreSQL support arrives "
-               "with the queue)",
+               "unsupported database URL \"{}\"; use sqlite:PATH or "
+               "postgresql://USER@HOST:PORT/DBNAME",
                RedactStoreUrl(url));
 }
 

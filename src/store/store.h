@@ -1,7 +1,8 @@
 // Store: the durable record of runbook versions, runs, attempts, step runs and log lines.
 //
-// One abstract interface, several backends: SQLite (embedded default, store/sqlite/) now,
-// PostgreSQL later. Every backend passes the same conformance suite
+// One abstract interface, two backends: SQLite (the embedded default, store/sqlite/) and
+// PostgreSQL (store/postgres/, for several processes on several machines; docs/store.md).
+// Every backend passes the same conformance suite
 // (tests/store/store_conformance.h), which is the executable form of this contract.
 //
 // Contract
@@ -109,7 +110,9 @@ class StoreTx {
 enum class Durability { kFull, kFast };
 
 struct StoreOptions {
-  std::string url;  // "sqlite:PATH", or "sqlite::memory:" (a private in-memory store) for tests
+  // "sqlite:PATH", "sqlite::memory:" (a private in-memory store, for tests), or
+  // "postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?PARAMS]" (also "postgres://").
+  std::string url;
   Durability durability = Durability::kFull;
   std::chrono::milliseconds busy_timeout{5000};
 };

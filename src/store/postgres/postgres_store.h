@@ -1,0 +1,82 @@
+// PostgresStore: the Store backend for clusters (several servers and workers sharing one
+// PostgreSQL database), on libpq.
+//
+// URL: "postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?param=value...]" (or
+// "postgres://"), any libpq connection URI; query parameters are libpq keywords (for
+// example `sslmode`, or `options=-csearch_path%3Dmyschema` to use another schema).
+// The password never appears in a message or in Describe() (see RedactStoreUrl).
+//
+// Connections: a mutex-protected pool of at most kMaxConnections libpq connections per
+// Store (a libpq connection is not thread-safe: the pool hands each one to a single
+// Transact at a time). Waiting for a free connection and for row locks held by other
+// transactions (`lock_timeout`) are both bounded by StoreOptions::busy_timeout, after
+// which Transact returns kUnavailable. A connection that broke is dropped, not reused.
+//
+// Transactions: kWrite is BEGIN ... COMMIT (READ COMMITTED; synchronous_commit=on, so a
+// commit is flushed to the WAL on disk before Transact returns). kWriteProgress adds
+// `SET LOCAL synchronous_commit = off` (survives a crash of this process, may be lost on a
+// crash of the server host until the next synchronous commit). kRead is BEGIN READ ONLY,
+// and its write methods return kFailedPrecondition without reaching the server.
+// Durability::kFast sets synchronous_commit=off for every transaction of the Store.
+//
+// Fencing: UpdateRun is `UPDATE ... WHERE id = $1 AND fence = $22` (PostgreSQL re-checks
+// the condition on the newest row version after waiting for a concurrent writer), and
+// CheckFence in a write transaction reads the fence `FOR SHARE`: a claim that would change
+// the fence waits until this transaction ends, so the checked fence stays current until
+// commit. Writers of the same run (line appenders) do not block each other.
+//
+// Errors after a failed statement: PostgreSQL aborts the whole transaction on any error.
+// The methods whose errors a caller may want to survive do not let that happen:
+// AppendLogLines runs in a savepoint (a refused batch writes nothing and the transaction
+// goes on), and a duplicate InsertRun is detected with ON CONFLICT DO NOTHING. After any
+// other failed statement the transaction can only roll back: later calls return kAborted
+// and so does Transact if the callback still returns OK.
+//
+// Schema: versioned migrations (store/postgres/migrations.h) recorded in
+// `schema_migrations`, applied at Open in one transaction under
+// `pg_advisory_xact_lock`, so processes opening at the same time migrate once.
+// Unqualified table names: the tables live in the first schema of the search_path.
+//
+// Text: PostgreSQL text must be valid UTF-8 without NUL characters (a UTF8 database);
+// other bytes are refused with kInvalidArgument.
+//
+// Thread safety: as Store.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "store/store.h"
+
+namespace automan {
+
+class PostgresStore final : public Store {
+ public:
+  static constexpr int kMaxConnections = 8;
+
+  // Errors: kInvalidArgument for a URL libpq cannot parse, kUnavailable when the server
+  // cannot be reached or refuses the connection, kFailedPrecondition when the schema is
+  // newer than this binary.
+  static Result<std::unique_ptr<PostgresStore>> Open(const StoreOptions& options);
+
+  ~PostgresStore() override;
+  PostgresStore(const PostgresStore&) = delete;
+  PostgresStore& operator=(const PostgresStore&) = delete;
+
+  Status Transact(TxMode mode, const std::function<Status(StoreTx&)>& fn) override;
+  // "postgresql://HOST:PORT/DB" (no user, password or parameters).
+  std::string Describe() const override;
+  int SchemaVersion() const override;
+
+  // The value of a server setting (`SHOW name`) on a pooled connection, for diagnostics
+  // and tests. kInvalidArgument for a name that is not [a-z_]+.
+  Result<std::string> Setting(std::string_view name);
+
+ private:
+  struct Impl;
+  explicit PostgresStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace automan

@@ -1,0 +1,348 @@
+// The PostgreSQL backend: the conformance suite against a real PostgreSQL server (one
+// fresh schema per test, see postgres_test_support.h), plus what only PostgreSQL has:
+// URLs and passwords, connection failures, migrations recorded in schema_migrations,
+// synchronous_commit per durability mode, log-line throughput.
+#include "store/postgres/postgres_store.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "postgres_test_support.h"
+#include "store/postgres/migrations.h"
+#include "store_conformance.h"
+
+namespace automan::testing {
+namespace {
+
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformanceTest,
+                         ::testing::Values(StoreBackend{"schema", OpenFreshPostgres}),
+                         StoreBackendName);
+
+class PostgresStoreTest : public StoreTest {};
+
+Status SeedRun(Store& store, const RunbookVersion& v, const Run& r) {
+  return store.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
+    AUTOMAN_RETURN_IF_ERROR(tx.PutRunbookVersion(v));
+    return tx.InsertRun(r);
+  });
+}
+
+Result<Run> GetRunFrom(Store& store, const std::string& id) {
+  std::optional<Run> out;
+  Status s = store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(Run r, tx.GetRun(id));
+    out = std::move(r);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return *out;
+}
+
+void ExpectNoSecret(const Status& s, std::string_view secret) {
+  EXPECT_EQ(s.message().find(secret), std::string::npos) << s.ToString();
+}
+
+// ---------------------------------------------------------------------------------------
+// URLs, passwords and connection failures
+
+TEST_F(PostgresStoreTest, BothSchemesOpenAndDescribeHidesThePassword) {
+  std::string schema;
+  ASSERT_OK(PgFreshUrl(&schema));
+  const std::string base = PgBaseUrl();  // postgresql://postgres@127.0.0.1:PORT/postgres
+  ASSERT_EQ(base.rfind("postgresql://postgres@", 0), 0u) << base;
+  // Trust authentication ignores the password, which lets the test put one in the URL.
+  const std::string with_pw = "postgresql://postgres:hunter2-pw@" +
+                              base.substr(std::string("postgresql://postgres@").size());
+  for (const std::string& url : {PgUrlWithSchema(with_pw, schema),
+                                 PgUrlWithSchema("postgres" + with_pw.substr(10), schema)}) {
+    auto store = Store::Open({.url = url});
+    ASSERT_OK(store);
+    EXPECT_EQ((*store)->Describe().find("hunter2"), std::string::npos) << (*store)->Describe();
+    EXPECT_EQ((*store)->Describe().find("search_path"), std::string::npos);
+    EXPECT_NE((*store)->Describe().find("127.0.0.1"), std::string::npos);
+    EXPECT_EQ((*store)->SchemaVersion(), LatestPostgresSchemaVersion());
+  }
+}
+
+TEST_F(PostgresStoreTest, MalformedUrlIsInvalidArgumentWithoutThePassword) {
+  auto bad_escape = Store::Open({.url = "postgresql://admin:s3%zzcret@127.0.0.1:5432/automan"});
+  ASSERT_FALSE(bad_escape.ok());
+  ExpectError(bad_escape.status(), ErrorCode::kInvalidArgument, {"invalid PostgreSQL URL"});
+  ExpectNoSecret(bad_escape.status(), "s3%zzcret");
+  ExpectNoSecret(bad_escape.status(), "zzcret");
+
+  auto bad_param = Store::Open({.url = "postgres://admin:s3cret@127.0.0.1/automan?nosuch=1"});
+  ASSERT_FALSE(bad_param.ok());
+  ExpectError(bad_param.status(), ErrorCode::kInvalidArgument,
+              {"invalid PostgreSQL URL", "\"postgres://127.0.0.1/automan\"", "nosuch"});
+  ExpectNoSecret(bad_param.status(), "s3cret");
+}
+
+TEST_F(PostgresStoreTest, OtherSchemesAreStillUnsupported) {
+  auto s = Store::Open({.url = "mysql://admin:s3cr3t-pw@db.internal/automan"});
+  ASSERT_FALSE(s.ok());
+  ExpectError(s.status(), ErrorCode::kInvalidArgument,
+              {"unsupported database URL", "\"mysql://db.internal/automan\"", "sqlite:PATH",
+               "postgresql://"});
+  ExpectNoSecret(s.status(), "s3cr3t");
+}
+
+TEST_F(PostgresStoreTest, UnreachableServerIsUnavailableWithoutThePassword) {
+  const int port = ClosedPort();
+  const std::string url =
+      "postgresql://automan:pw-must-not-leak@127.0.0.1:" + std::to_string(port) + "/automan";
+  const auto start = std::chrono::steady_clock::now();
+  auto s = Store::Open({.url = url});
+  ASSERT_FALSE(s.ok());
+  ExpectError(s.status(), ErrorCode::kUnavailable,
+              {"cannot connect", "127.0.0.1:" + std::to_string(port)});
+  ExpectNoSecret(s.status(), "pw-must-not-leak");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  // A password given as a query parameter is hidden too.
+  auto q = Store::Open({.url = "postgresql://127.0.0.1:" + std::to_string(port) +
+                               "/automan?user=automan&password=pw-must-not-leak"});
+  ASSERT_FALSE(q.ok());
+  ExpectError(q.status(), ErrorCode::kUnavailable);
+  ExpectNoSecret(q.status(), "pw-must-not-leak");
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema
+
+TEST_F(PostgresStoreTest, ReopenFindsTheData) {
+  auto url = PgFreshUrl();
+  ASSERT_OK(url);
+  RunbookVersion v = SampleVersion();
+  Run r = SampleRun(v);
+  r.params = {{"k", {"string", "v"}}};
+  std::vector<LogLine> lines = {SampleLine(r.id, 1, 1), SampleLine(r.id, 1, 2)};
+  {
+    auto store = Store::Open({.url = *url});
+    ASSERT_OK(store);
+    ASSERT_OK(SeedRun(**store, v, r));
+    ASSERT_OK((*store)->Transact(Store::TxMode::kWrite,
+                                 [&](StoreTx& tx) { return tx.AppendLogLines(lines); }));
+  }
+  auto store = Store::Open({.url = *url});
+  ASSERT_OK(store);
+  auto got = GetRunFrom(**store, r.id);
+  ASSERT_OK(got);
+  EXPECT_EQ(*got, r);
+  std::vector<LogLine> read;
+  ASSERT_OK((*store)->Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(read, tx.ReadLogLines({.run_id = r.id}));
+    return Status::Ok();
+  }));
+  EXPECT_EQ(read, lines);
+}
+
+TEST_F(PostgresStoreTest, MigrationsAreRecordedOnce) {
+  std::string schema;
+  auto url = PgFreshUrl(&schema);
+  ASSERT_OK(url);
+  ASSERT_OK(Store::Open({.url = *url}));
+  ASSERT_OK(Store::Open({.url = *url}));  // a second open applies nothing
+  auto count =
+      PgAdminQuery("SELECT count(*) || '/' || max(version) FROM " + schema + ".schema_migrations");
+  ASSERT_OK(count);
+  EXPECT_EQ(*count, "1/" + std::to_string(LatestPostgresSchemaVersion()));
+  int version = 0;
+  for (const PostgresMigration& m : PostgresMigrations()) EXPECT_EQ(m.version, ++version);
+}
+
+TEST_F(PostgresStoreTest, NewerSchemaIsFailedPrecondition) {
+  std::string schema;
+  auto url = PgFreshUrl(&schema);
+  ASSERT_OK(url);
+  ASSERT_OK(Store::Open({.url = *url}));
+  ASSERT_OK(PgAdminQuery("INSERT INTO " + schema +
+                         ".schema_migrations VALUES (999, 'from the future', 0)"));
+  auto s = Store::Open({.url = *url});
+  ASSERT_FALSE(s.ok());
+  ExpectError(s.status(), ErrorCode::kFailedPrecondition,
+              {"schema version 999", "newer than this automan", "upgrade automan"});
+}
+
+TEST_F(PostgresStoreTest, SecretsNeverReachTheDatabase) {
+  std::string schema;
+  auto url = PgFreshUrl(&schema);
+  ASSERT_OK(url);
+  auto store = Store::Open({.url = *url});
+  ASSERT_OK(store);
+  RunbookVersion v = SampleVersion();
+  Run r = SampleRun(v);
+  r.params = {{"token", {"secret", "hunter2-in-the-db"}}};
+  ASSERT_OK(SeedRun(**store, v, r));
+  r.params["token"].text = "hunter3-in-the-db";
+  ASSERT_OK(
+      (*store)->Transact(Store::TxMode::kWrite, [&](StoreTx& tx) { return tx.UpdateRun(r); }));
+  auto hits =
+      PgAdminQuery("SELECT count(*) FROM " + schema + ".runs WHERE params_json LIKE '%in-the-db%'");
+  ASSERT_OK(hits);
+  EXPECT_EQ(*hits, "0");
+}
+
+// ---------------------------------------------------------------------------------------
+// Durability modes
+
+TEST_F(PostgresStoreTest, SynchronousCommitFollowsTheDurability) {
+  auto url = PgFreshUrl();
+  ASSERT_OK(url);
+  auto full = PostgresStore::Open({.url = *url});
+  ASSERT_OK(full);
+  EXPECT_EQ(*(*full)->Setting("synchronous_commit"), "on");
+  auto fast = PostgresStore::Open({.url = *url, .durability = Durability::kFast});
+  ASSERT_OK(fast);
+  EXPECT_EQ(*(*fast)->Setting("synchronous_commit"), "off");
+  ExpectError((*full)->Setting("x; DROP TABLE runs").status(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(PostgresStoreTest, ProgressAndFastCommitsAreVisible) {
+  auto url = PgFreshUrl();
+  ASSERT_OK(url);
+  auto full = PostgresStore::Open({.url = *url});
+  auto fast = PostgresStore::Open({.url = *url, .durability = Durability::kFast});
+  ASSERT_OK(full);
+  ASSERT_OK(fast);
+  RunbookVersion v = SampleVersion();
+  Run a = SampleRun(v);
+  Run b = SampleRun(v);
+  ASSERT_OK((*full)->Transact(Store::TxMode::kWriteProgress, [&](StoreTx& tx) {
+    AUTOMAN_RETURN_IF_ERROR(tx.PutRunbookVersion(v));
+    return tx.InsertRun(a);
+  }));
+  // The progress commit relaxed only itself.
+  EXPECT_EQ(*(*full)->Setting("synchronous_commit"), "on");
+  ASSERT_OK((*fast)->Transact(Store::TxMode::kWrite, [&](StoreTx& tx) { return tx.InsertRun(b); }));
+  ASSERT_OK((*fast)->Transact(Store::TxMode::kWriteProgress, [&](StoreTx& tx) {
+    std::vector<LogLine> lines = {SampleLine(b.id, 1, 1)};
+    return tx.AppendLogLines(lines);
+  }));
+  // Each store sees the other's commits.
+  ASSERT_OK(GetRunFrom(**fast, a.id));
+  ASSERT_OK(GetRunFrom(**full, b.id));
+  std::vector<LogLine> got;
+  ASSERT_OK((*full)->Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(got, tx.ReadLogLines({.run_id = b.id}));
+    return Status::Ok();
+  }));
+  EXPECT_EQ(got.size(), 1u);
+  // A failed progress transaction leaves nothing behind.
+  EXPECT_EQ((*full)
+                ->Transact(Store::TxMode::kWriteProgress,
+                           [&](StoreTx&) { return Error(ErrorCode::kCancelled, "no"); })
+                .code(),
+            ErrorCode::kCancelled);
+  EXPECT_EQ(*(*full)->Setting("synchronous_commit"), "on");
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors that only a server has
+
+TEST_F(PostgresStoreTest, RowLockHeldPastTheBusyTimeoutIsUnavailable) {
+  auto url = PgFreshUrl();
+  ASSERT_OK(url);
+  auto holder = Store::Open({.url = *url});
+  auto waiter = Store::Open({.url = *url, .busy_timeout = std::chrono::milliseconds(200)});
+  ASSERT_OK(holder);
+  ASSERT_OK(waiter);
+  RunbookVersion v = SampleVersion();
+  Run r = SampleRun(v);
+  ASSERT_OK(SeedRun(**holder, v, r));
+  Status blocked;
+  ASSERT_OK((*holder)->Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
+    AUTOMAN_RETURN_IF_ERROR(tx.UpdateRun(r));  // holds the row lock until commit
+    blocked = (*waiter)->Transact(Store::TxMode::kWrite, [&](StoreTx& tx2) {
+      Run other = r;
+      other.status = RunStatus::kFailed;
+      return tx2.UpdateRun(other);
+    });
+    return Status::Ok();
+  }));
+  ExpectError(blocked, ErrorCode::kUnavailable, {"lock"});
+  // The waiter's connection is fine afterwards.
+  ASSERT_OK(GetRunFrom(**waiter, r.id));
+}
+
+TEST_F(PostgresStoreTest, TransactionAbortedByAnIgnoredErrorDoesNotCommit) {
+  auto store = OpenFreshPostgres();
+  ASSERT_OK(store);
+  RunbookVersion v = SampleVersion();
+  Run r = SampleRun(v);
+  Status s = (*store)->Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
+    AUTOMAN_RETURN_IF_ERROR(tx.PutRunbookVersion(v));
+    (void)tx.UpsertAttempt(Attempt{.run_id = "no-such-run", .number = 1});  // ignored
+    return Status::Ok();
+  });
+  ExpectError(s, ErrorCode::kAborted, {"nothing was committed"});
+  auto got = (*store)->Transact(
+      Store::TxMode::kRead, [&](StoreTx& tx) { return tx.GetRunbookVersion(v.version).status(); });
+  ExpectError(got, ErrorCode::kNotFound);
+}
+
+// AppendLogLines uses COPY's text format: its escapes and its NULL marker are data here.
+TEST_F(PostgresStoreTest, LogTextSurvivesCopyEscaping) {
+  auto store = OpenFreshPostgres();
+  ASSERT_OK(store);
+  RunbookVersion v = SampleVersion();
+  Run r = SampleRun(v);
+  ASSERT_OK(SeedRun(**store, v, r));
+  std::vector<LogLine> lines;
+  for (const char* text : {"\\N", "a\r\nb\tc\\", "\\.", "", "\\", "tab\there\n"}) {
+    LogLine l = SampleLine(r.id, 1, static_cast<int64_t>(lines.size()) + 1, "s\tep\\1");
+    l.text = text;
+    lines.push_back(l);
+  }
+  ASSERT_OK((*store)->Transact(Store::TxMode::kWrite,
+                               [&](StoreTx& tx) { return tx.AppendLogLines(lines); }));
+  std::vector<LogLine> got;
+  ASSERT_OK((*store)->Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(got, tx.ReadLogLines({.run_id = r.id}));
+    return Status::Ok();
+  }));
+  EXPECT_EQ(got, lines);
+  std::vector<LogLine> nul = {SampleLine(r.id, 1, 100)};
+  nul[0].text = std::string("a\0b", 3);
+  ExpectError((*store)->Transact(Store::TxMode::kWrite,
+                                 [&](StoreTx& tx) { return tx.AppendLogLines(nul); }),
+              ErrorCode::kInvalidArgument, {"NUL"});
+}
+
+// Prints the rate; asserts only that the lines arrived.
+TEST_F(PostgresStoreTest, AppendLogLinesThroughput) {
+  auto store = OpenFreshPostgres();
+  ASSERT_OK(store);
+  RunbookVersion v = SampleVersion();
+  Run r = SampleRun(v);
+  ASSERT_OK(SeedRun(**store, v, r));
+  constexpr int kBatches = 25;
+  constexpr int kBatchSize = 2000;
+  const auto start = std::chrono::steady_clock::now();
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<LogLine> batch;
+    batch.reserve(kBatchSize);
+    for (int i = 1; i <= kBatchSize; ++i) {
+      LogLine l = SampleLine(r.id, 1, b * kBatchSize + i, "build");
+      l.text = "2026-03-29T01:02:03Z compiling src/module_" + std::to_string(i) + ".cpp ...";
+      batch.push_back(std::move(l));
+    }
+    ASSERT_OK((*store)->Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
+      AUTOMAN_RETURN_IF_ERROR(tx.CheckFence(r.id, r.fence));
+      return tx.AppendLogLines(batch);
+    }));
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("[ rate     ] %d lines in %.3f s: %.0f lines/s (kFull, batches of %d)\n",
+              kBatches * kBatchSize, secs, kBatches * kBatchSize / secs, kBatchSize);
+  std::vector<LogLine> last;
+  ASSERT_OK((*store)->Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(
+        last, tx.ReadLogLines({.run_id = r.id, .after_seq = kBatches * kBatchSize - 1}));
+    return Status::Ok();
+  }));
+  ASSERT_EQ(last.size(), 1u);
+}
+
+}  // namespace
+}  // namespace automan::testing
