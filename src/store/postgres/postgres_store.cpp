@@ -10,9 +10,11 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
+#include "store/connection_pool.h"
 #include "store/postgres/migrations.h"
 #include "store/store_json.h"
 #include "store/validation.h"
@@ -791,10 +793,8 @@ struct PostgresStore::Impl {
   StoreOptions options;
   int schema_version = 0;
 
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::unique_ptr<Connection>> idle;  // guarded by mu
-  int open = 0;                                   // idle + borrowed; guarded by mu
+  // Set up by Open once the URL is known to work.
+  std::optional<store_detail::ConnectionPool<Connection>> pool;
 
   Result<std::unique_ptr<Connection>> Connect() {
     const int64_t busy_ms = options.busy_timeout.count();
@@ -819,65 +819,20 @@ struct PostgresStore::Impl {
   }
 
   Result<std::unique_ptr<Connection>> Acquire(steady_clock::time_point deadline) {
-    std::unique_lock<std::mutex> lock(mu);
-    while (true) {
-      if (!idle.empty()) {
-        std::unique_ptr<Connection> c = std::move(idle.back());
-        idle.pop_back();
-        return c;
-      }
-      if (open < kMaxConnections) {
-        ++open;
-        lock.unlock();
-        auto c = Connect();
-        if (!c.ok()) {
-          lock.lock();
-          --open;
-          cv.notify_one();
-        }
-        return c;
-      }
-      if (cv.wait_until(lock, deadline) == std::cv_status::timeout && idle.empty() &&
-          open >= kMaxConnections) {
-        return Error(ErrorCode::kUnavailable,
-                     "store {} is busy: all {} connections stayed in use for longer than the "
-                     "busy timeout ({} ms)",
-                     describe, kMaxConnections, options.busy_timeout.count());
-      }
-    }
+    return pool->Acquire(deadline);
   }
 
   void Release(std::unique_ptr<Connection> c) {
     c->Rollback();
     const bool keep = !c->Broken() && c->TxStatus() == PQTRANS_IDLE;
-    if (!keep) c.reset();  // outside the lock: PQfinish may block briefly
-    std::lock_guard<std::mutex> lock(mu);
-    if (keep) {
-      idle.push_back(std::move(c));
-    } else {
-      --open;
-    }
-    cv.notify_one();
+    pool->Release(std::move(c), keep);
   }
 };
 
 namespace {
 
-// Returns a borrowed connection to the pool on every path (rolling back first).
 template <typename Impl>
-class Lease {
- public:
-  Lease(Impl& impl, std::unique_ptr<Connection> c) : impl_(impl), c_(std::move(c)) {}
-  ~Lease() { impl_.Release(std::move(c_)); }
-  Lease(const Lease&) = delete;
-  Lease& operator=(const Lease&) = delete;
-  Connection& operator*() { return *c_; }
-  Connection* operator->() { return c_.get(); }
-
- private:
-  Impl& impl_;
-  std::unique_ptr<Connection> c_;
-};
+using Lease = store_detail::PooledConnection<Impl, Connection>;
 
 // Creates schema_migrations and applies the missing migrations, in one transaction under
 // the advisory lock (concurrent openers wait for each other and re-read the version).
@@ -968,8 +923,10 @@ Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(const StoreOptions& o
 
   AUTOMAN_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, impl->Connect());
   AUTOMAN_RETURN_IF_ERROR(PrepareSchema(*conn, impl->describe, &impl->schema_version));
-  impl->open = 1;
-  impl->idle.push_back(std::move(conn));
+  Impl* raw = impl.get();  // the pool lives in *raw, so the opener may point at it
+  impl->pool.emplace(
+      kMaxConnections, [raw] { return raw->Connect(); }, impl->describe, options.busy_timeout);
+  impl->pool->Adopt(std::move(conn));
   return std::unique_ptr<PostgresStore>(new PostgresStore(std::move(impl)));
 }
 

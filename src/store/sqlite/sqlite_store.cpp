@@ -14,11 +14,13 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "store/connection_pool.h"
 #include "store/sqlite/migrations.h"
 #include "store/store_json.h"
 #include "store/validation.h"
@@ -836,12 +838,9 @@ struct SqliteStore::Impl {
   bool memory = false;
   StoreOptions options;
   int schema_version = 0;
-  int max_connections = kMaxConnections;
-
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::unique_ptr<Connection>> idle;  // guarded by mu
-  int open = 0;                                   // idle + borrowed; guarded by mu
+  // Set up by Open once the path is known; an in-memory database has exactly one
+  // connection (the database lives in it).
+  std::optional<store_detail::ConnectionPool<Connection>> pool;
 
   // Serialises this Store's write transactions (see the header). A flag under a mutex
   // rather than std::timed_mutex, whose timed lock ThreadSanitizer cannot follow.
@@ -866,68 +865,22 @@ struct SqliteStore::Impl {
   std::string Describe() const { return memory ? "sqlite::memory:" : "sqlite:" + path; }
 
   Result<std::unique_ptr<Connection>> Acquire(steady_clock::time_point deadline) {
-    std::unique_lock<std::mutex> lock(mu);
-    while (true) {
-      if (!idle.empty()) {
-        std::unique_ptr<Connection> c = std::move(idle.back());
-        idle.pop_back();
-        return c;
-      }
-      if (open < max_connections) {
-        ++open;
-        lock.unlock();
-        auto c = OpenConnection(path, options);
-        if (!c.ok()) {
-          lock.lock();
-          --open;
-          cv.notify_one();
-          return c.status().WithContext(fmt::format("opening a connection to {}", Describe()));
-        }
-        return c;
-      }
-      if (cv.wait_until(lock, deadline) == std::cv_status::timeout && idle.empty() &&
-          open >= max_connections) {
-        return Error(ErrorCode::kUnavailable,
-                     "store {} is busy: all {} connections stayed in use for longer than the "
-                     "busy timeout ({} ms)",
-                     Describe(), max_connections, options.busy_timeout.count());
-      }
-    }
+    return pool->Acquire(deadline);
   }
 
   void Release(std::unique_ptr<Connection> c) {
     c->Rollback();
-    std::lock_guard<std::mutex> lock(mu);
-    if (c->InTransaction() && !memory) {
-      // Could not end its transaction: do not hand it out again. (An in-memory database
-      // lives in its only connection, so that one is always kept.)
-      c.reset();
-      --open;
-    } else {
-      idle.push_back(std::move(c));
-    }
-    cv.notify_one();
+    // One that could not end its transaction is not handed out again, except an in-memory
+    // database's only connection.
+    const bool keep = !c->InTransaction() || memory;
+    pool->Release(std::move(c), keep);
   }
 };
 
 namespace {
 
-// Returns a borrowed connection to the pool on every path, including exceptions thrown by
-// a Transact callback (the open transaction is rolled back first).
 template <typename Impl>
-class Lease {
- public:
-  Lease(Impl& impl, std::unique_ptr<Connection> c) : impl_(impl), c_(std::move(c)) {}
-  ~Lease() { impl_.Release(std::move(c_)); }
-  Lease(const Lease&) = delete;
-  Lease& operator=(const Lease&) = delete;
-  Connection& operator*() { return *c_; }
-  Connection* operator->() { return c_.get(); }
-
- private:
-  Impl& impl_;
-  std::unique_ptr<Connection> c_;
-};
+using Lease = store_detail::PooledConnection<Impl, Connection>;
 
 // The error for a file SQLite cannot read as a database.
 Status NotADatabase(std::string_view describe, const Status& cause) {
@@ -1058,7 +1011,6 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(std::string_view path,
   if (path == kMemoryPath) {
     impl->memory = true;
     impl->path = std::string(kMemoryPath);
-    impl->max_connections = 1;
   } else {
     if (path.empty()) {
       return Error(ErrorCode::kInvalidArgument, "empty SQLite database path; use sqlite:PATH");
@@ -1077,8 +1029,17 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(std::string_view path,
   if (conn.status().code() == ErrorCode::kDataLoss) return NotADatabase(describe, conn.status());
   if (!conn.ok()) return conn.status().WithContext(fmt::format("opening {}", describe));
   AUTOMAN_RETURN_IF_ERROR(PrepareSchema(**conn, describe, impl->memory, &impl->schema_version));
-  impl->open = 1;
-  impl->idle.push_back(std::move(conn).value());
+  impl->pool.emplace(
+      impl->memory ? 1 : kMaxConnections,
+      [file = impl->path, options, describe]() -> Result<std::unique_ptr<Connection>> {
+        auto c = OpenConnection(file, options);
+        if (!c.ok()) {
+          return c.status().WithContext(fmt::format("opening a connection to {}", describe));
+        }
+        return std::move(c).value();
+      },
+      describe, options.busy_timeout);
+  impl->pool->Adopt(std::move(conn).value());
   return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
 }
 
