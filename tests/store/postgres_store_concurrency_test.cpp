@@ -22,13 +22,13 @@
 #include "postgres_test_support.h"
 #include "store/postgres/migrations.h"
 #include "store_conformance.h"
+#include "writer_child.h"
 
 extern char** environ;
 
 namespace automan::testing {
 namespace {
 
-constexpr int kChildFd = 100;     // where a child finds the write end of its pipe
 constexpr int kLinesPerRun = 20;  // log lines a writer commits with each run
 
 INSTANTIATE_TEST_SUITE_P(Postgres, StoreConcurrencyTest,
@@ -92,100 +92,9 @@ TEST_F(PostgresStoreChildTest, Writer) {
     std::string id;
     ASSERT_OK(WriteRunWithLines(**store, v, me, &id));
     id += '\n';
-    ASSERT_EQ(write(kChildFd, id.data(), id.size()), static_cast<ssize_t>(id.size()));
+    ASSERT_EQ(write(kWriterChildFd, id.data(), id.size()), static_cast<ssize_t>(id.size()));
   }
 }
-
-class Child {
- public:
-  static Child Spawn(const std::string& url) {
-    Child c;
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      ADD_FAILURE() << "pipe2 failed";
-      return c;
-    }
-    char exe[PATH_MAX] = {};
-    if (readlink("/proc/self/exe", exe, sizeof exe - 1) <= 0) ADD_FAILURE() << "readlink";
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-    env_strings.push_back("AUTOMAN_PG_CHILD_URL=" + url);
-    env_strings.push_back("AUTOMAN_TEST_PG_URL=" + PgBaseUrl());
-    std::vector<char*> envp;
-    for (std::string& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::string filter = "--gtest_filter=PostgresStoreChildTest.Writer";
-    char* argv[] = {exe, filter.data(), nullptr};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], kChildFd);
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawn(&c.pid_, exe, &fa, nullptr, argv, envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    if (rc != 0) {
-      ADD_FAILURE() << "posix_spawn failed: " << rc;
-      close(fds[0]);
-      c.pid_ = -1;
-      return c;
-    }
-    c.fd_ = fds[0];
-    return c;
-  }
-
-  Child() = default;
-  Child(Child&& o) noexcept : pid_(o.pid_), fd_(o.fd_), buf_(std::move(o.buf_)) {
-    o.pid_ = -1;
-    o.fd_ = -1;
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (fd_ >= 0) close(fd_);
-  }
-
-  // The next reported id; false at end of stream.
-  bool Next(std::string* line) {
-    while (true) {
-      size_t nl = buf_.find('\n');
-      if (nl != std::string::npos) {
-        *line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return true;
-      }
-      if (fd_ < 0) return false;
-      pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
-      if (poll(&p, 1, 60000) != 1) {
-        ADD_FAILURE() << "child " << pid_ << " reported nothing for 60 s";
-        return false;
-      }
-      char chunk[4096];
-      ssize_t n = read(fd_, chunk, sizeof chunk);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        close(fd_);
-        fd_ = -1;
-        buf_.clear();
-        return false;
-      }
-      buf_.append(chunk, static_cast<size_t>(n));
-    }
-  }
-  void Kill() { kill(pid_, SIGKILL); }
-  int Wait() {
-    int status = -1;
-    if (pid_ > 0) waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  std::string buf_;
-};
 
 // The writer is killed with SIGKILL in the middle of its stream of commits, twice: every
 // run it reported committed is there, and every stored run is whole.
@@ -195,7 +104,9 @@ TEST_F(PostgresStoreCrashTest, KillNineOfAWriterLosesNoCommittedRun) {
   ASSERT_OK(Store::Open({.url = *url}));  // migrate before the child starts
   std::vector<std::string> reported;
   for (int round = 1; round <= 2; ++round) {
-    Child child = Child::Spawn(*url);
+    WriterChild child =
+        WriterChild::Spawn("PostgresStoreChildTest.Writer",
+                           {"AUTOMAN_PG_CHILD_URL=" + *url, "AUTOMAN_TEST_PG_URL=" + PgBaseUrl()});
     const size_t target = reported.size() + 25;
     bool killed = false;
     std::string id;

@@ -23,13 +23,13 @@
 #include "store/sqlite/sqlite_store.h"
 #include "store_conformance.h"
 #include "support/test_util.h"
+#include "writer_child.h"
 
 extern char** environ;
 
 namespace automan::testing {
 namespace {
 
-constexpr int kChildFd = 100;     // where a child finds the write end of its pipe
 constexpr int kLinesPerRun = 20;  // log lines a writer commits with each run
 
 const TempDir& SuiteDir() {
@@ -120,108 +120,16 @@ TEST_F(SqliteStoreChildTest, Writer) {
     std::string id;
     ASSERT_OK(WriteRunWithLines(**store, v, me, &id));
     id += '\n';
-    ASSERT_EQ(write(kChildFd, id.data(), id.size()), static_cast<ssize_t>(id.size()));
+    ASSERT_EQ(write(kWriterChildFd, id.data(), id.size()), static_cast<ssize_t>(id.size()));
   }
 }
 
-class Child {
- public:
-  // Starts a writer child on `db` that writes `runs` runs (0: until killed).
-  static Child Spawn(const std::string& db, int runs) {
-    Child c;
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      ADD_FAILURE() << "pipe2 failed";
-      return c;
-    }
-    char exe[PATH_MAX] = {};
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) ADD_FAILURE() << "readlink /proc/self/exe failed";
-
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-    env_strings.push_back("AUTOMAN_STORE_CHILD_DB=" + db);
-    env_strings.push_back("AUTOMAN_STORE_CHILD_RUNS=" + std::to_string(runs));
-    std::vector<char*> envp;
-    for (std::string& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::string filter = "--gtest_filter=SqliteStoreChildTest.Writer";
-    char* argv[] = {exe, filter.data(), nullptr};
-
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], kChildFd);  // dup2 clears O_CLOEXEC
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawn(&c.pid_, exe, &fa, nullptr, argv, envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    if (rc != 0) {
-      ADD_FAILURE() << "posix_spawn failed: " << rc;
-      close(fds[0]);
-      c.pid_ = -1;
-      return c;
-    }
-    c.fd_ = fds[0];
-    return c;
-  }
-
-  Child() = default;
-  Child(Child&& o) noexcept : pid_(o.pid_), fd_(o.fd_), buf_(std::move(o.buf_)) {
-    o.pid_ = -1;
-    o.fd_ = -1;
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (fd_ >= 0) close(fd_);
-  }
-
-  // The next reported id; false at end of stream (the child exited or died). Fails the
-  // test instead of hanging when the child reports nothing for a minute.
-  bool Next(std::string* line) {
-    while (true) {
-      size_t nl = buf_.find('\n');
-      if (nl != std::string::npos) {
-        *line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return true;
-      }
-      if (fd_ < 0) return false;
-      pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
-      if (poll(&p, 1, 60000) != 1) {
-        ADD_FAILURE() << "child " << pid_ << " reported nothing for 60 s";
-        return false;
-      }
-      char chunk[4096];
-      ssize_t n = read(fd_, chunk, sizeof chunk);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        close(fd_);
-        fd_ = -1;
-        buf_.clear();  // a partial line was never fully reported
-        return false;
-      }
-      buf_.append(chunk, static_cast<size_t>(n));
-    }
-  }
-
-  void Kill() { kill(pid_, SIGKILL); }
-
-  // waitpid status.
-  int Wait() {
-    int status = -1;
-    if (pid_ > 0) waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  std::string buf_;
-};
+// A writer child on the database file `db` that writes `runs` runs (0: until killed).
+WriterChild SpawnWriter(const std::string& db, int runs) {
+  return WriterChild::Spawn(
+      "SqliteStoreChildTest.Writer",
+      {"AUTOMAN_STORE_CHILD_DB=" + db, "AUTOMAN_STORE_CHILD_RUNS=" + std::to_string(runs)});
+}
 
 // The writer is killed with SIGKILL in the middle of its stream of commits, twice. Every
 // run it reported as committed must be there after reopening, every stored run must be
@@ -231,7 +139,7 @@ TEST_F(SqliteStoreCrashTest, KillNineOfAWriterLosesNoCommittedRun) {
   const std::string path = dir.File("automan.db");
   std::vector<std::string> reported;
   for (int round = 1; round <= 2; ++round) {
-    Child child = Child::Spawn(path, 0);
+    WriterChild child = SpawnWriter(path, 0);
     const size_t target = reported.size() + 25;
     bool killed = false;
     std::string id;
@@ -263,8 +171,8 @@ TEST_F(SqliteStoreProcessesTest, ThreeProcessesWriteOneFile) {
   TempDir dir;
   const std::string path = dir.File("shared/automan.db");
   constexpr int kRuns = 15;
-  Child a = Child::Spawn(path, kRuns);
-  Child b = Child::Spawn(path, kRuns);
+  WriterChild a = SpawnWriter(path, kRuns);
+  WriterChild b = SpawnWriter(path, kRuns);
 
   std::vector<std::string> ids;
   {
@@ -277,7 +185,7 @@ TEST_F(SqliteStoreProcessesTest, ThreeProcessesWriteOneFile) {
       ids.push_back(id);
     }
   }
-  for (Child* c : {&a, &b}) {
+  for (WriterChild* c : {&a, &b}) {
     std::string id;
     while (c->Next(&id)) ids.push_back(id);
     const int status = c->Wait();
