@@ -273,6 +273,11 @@ TEST_F(CliTest, StoreFlagsChooseTheDatabase) {
   r = RunCommand(Cmd("exec " + file + " --db sqlite:" + dir_.File("x.db")));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(std::filesystem::exists(dir_.File("x.db")));
+  // The binary loads libpq on demand: a PostgreSQL URL reaches libpq's own connect error.
+  r = RunCommand(Cmd("exec " + file + " --db postgresql://u:s3cret@127.0.0.1:1/db 2>&1"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("cannot connect to postgresql://127.0.0.1:1/db"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("s3cret")));
   r = RunCommand(Cmd("exec " + file + " --db mysql://u:pw@h/db 2>&1"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("pw@")));

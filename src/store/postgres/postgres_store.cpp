@@ -1,7 +1,6 @@
 #include "store/postgres/postgres_store.h"
 
 #include <fmt/format.h>
-#include <libpq-fe.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "store/connection_pool.h"
+#include "store/postgres/libpq.h"
 #include "store/postgres/migrations.h"
 #include "store/store_json.h"
 #include "store/validation.h"
@@ -124,12 +124,12 @@ ErrorCode CodeForSqlState(std::string_view state) {
 }
 
 struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
+  void operator()(PGresult* r) const { store_detail::LibPq().PQclear(r); }
 };
 using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
 
 std::string_view Field(const PGresult* r, int field) {
-  const char* f = r != nullptr ? PQresultErrorField(r, field) : nullptr;
+  const char* f = r != nullptr ? store_detail::LibPq().PQresultErrorField(r, field) : nullptr;
   return f != nullptr ? std::string_view(f) : std::string_view();
 }
 
@@ -171,19 +171,22 @@ class Connection {
  public:
   Connection(PGconn* conn, const std::vector<std::string>* secrets)
       : conn_(conn), secrets_(secrets) {}
-  ~Connection() { PQfinish(conn_); }
+  ~Connection() { store_detail::LibPq().PQfinish(conn_); }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   PGconn* raw() const { return conn_; }
-  bool Broken() const { return PQstatus(conn_) != CONNECTION_OK; }
-  PGTransactionStatusType TxStatus() const { return PQtransactionStatus(conn_); }
+  bool Broken() const { return store_detail::LibPq().PQstatus(conn_) != CONNECTION_OK; }
+  PGTransactionStatusType TxStatus() const {
+    return store_detail::LibPq().PQtransactionStatus(conn_);
+  }
 
   // The status of a failed statement (`r` may be null).
   Status StatusOf(const PGresult* r, std::string_view what) const {
     std::string_view state = Field(r, PG_DIAG_SQLSTATE);
     std::string_view primary = Field(r, PG_DIAG_MESSAGE_PRIMARY);
-    std::string msg = primary.empty() ? TrimMessage(PQerrorMessage(conn_)) : std::string(primary);
+    std::string msg = primary.empty() ? TrimMessage(store_detail::LibPq().PQerrorMessage(conn_))
+                                      : std::string(primary);
     ErrorCode code =
         state.empty() ? (Broken() || r == nullptr ? ErrorCode::kUnavailable : ErrorCode::kInternal)
                       : CodeForSqlState(state);
@@ -193,7 +196,7 @@ class Connection {
 
   // Runs one or more statements without parameters (simple query protocol).
   Result<PgResult> Exec(const std::string& sql, std::string_view what) {
-    PgResult r(PQexec(conn_, sql.c_str()));
+    PgResult r(store_detail::LibPq().PQexec(conn_, sql.c_str()));
     return Check(std::move(r), what);
   }
   Result<PgResult> Exec(const std::string& sql) { return Exec(sql, sql); }
@@ -202,21 +205,21 @@ class Connection {
     if (p.has_nul()) {
       return Error(ErrorCode::kInvalidArgument, "{}: text contains a NUL character", what);
     }
-    PgResult r(
-        PQexecParams(conn_, sql.c_str(), p.size(), nullptr, p.values(), nullptr, nullptr, 0));
+    PgResult r(store_detail::LibPq().PQexecParams(conn_, sql.c_str(), p.size(), nullptr, p.values(),
+                                                  nullptr, nullptr, 0));
     return Check(std::move(r), what);
   }
 
   // Ends an open transaction without committing; a no-op when none is open.
   void Rollback() {
     if (TxStatus() == PQTRANS_INTRANS || TxStatus() == PQTRANS_INERROR) {
-      PgResult r(PQexec(conn_, "ROLLBACK"));
+      PgResult r(store_detail::LibPq().PQexec(conn_, "ROLLBACK"));
     }
   }
 
  private:
   Result<PgResult> Check(PgResult r, std::string_view what) {
-    ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    ExecStatusType st = r ? store_detail::LibPq().PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
     return StatusOf(r.get(), what);
   }
@@ -229,14 +232,18 @@ void IgnoreNotice(void*, const char*) {}
 
 // Column readers (text format).
 std::string Str(const PGresult* r, int row, int col) {
-  return std::string(PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col)));
+  return std::string(store_detail::LibPq().PQgetvalue(r, row, col),
+                     static_cast<size_t>(store_detail::LibPq().PQgetlength(r, row, col)));
 }
 std::string_view View(const PGresult* r, int row, int col) {
-  return std::string_view(PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col)));
+  return std::string_view(store_detail::LibPq().PQgetvalue(r, row, col),
+                          static_cast<size_t>(store_detail::LibPq().PQgetlength(r, row, col)));
 }
-bool IsNull(const PGresult* r, int row, int col) { return PQgetisnull(r, row, col) != 0; }
+bool IsNull(const PGresult* r, int row, int col) {
+  return store_detail::LibPq().PQgetisnull(r, row, col) != 0;
+}
 int64_t Int64(const PGresult* r, int row, int col) {
-  return std::strtoll(PQgetvalue(r, row, col), nullptr, 10);
+  return std::strtoll(store_detail::LibPq().PQgetvalue(r, row, col), nullptr, 10);
 }
 int Int32(const PGresult* r, int row, int col) { return static_cast<int>(Int64(r, row, col)); }
 std::optional<int> OptInt32(const PGresult* r, int row, int col) {
@@ -253,7 +260,7 @@ std::optional<Timestamp> OptTime(const PGresult* r, int row, int col) {
   return Time(r, row, col);
 }
 int64_t Affected(const PGresult* r) {
-  return std::strtoll(PQcmdTuples(const_cast<PGresult*>(r)), nullptr, 10);
+  return std::strtoll(store_detail::LibPq().PQcmdTuples(const_cast<PGresult*>(r)), nullptr, 10);
 }
 
 template <typename E>
@@ -384,7 +391,7 @@ class PostgresTx final : public StoreTx {
                              c_.Exec("SELECT version, runbook_id, yaml, source, created_at "
                                      "FROM runbook_versions WHERE version = $1",
                                      p, fmt::format("reading runbook version {}", version)));
-    if (PQntuples(r.get()) == 0) {
+    if (store_detail::LibPq().PQntuples(r.get()) == 0) {
       return Error(ErrorCode::kNotFound, "runbook version {} does not exist", version);
     }
     RunbookVersion v;
@@ -419,7 +426,8 @@ class PostgresTx final : public StoreTx {
     Params p;
     p.Text(id);
     AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(kSql, p, fmt::format("reading run {}", id)));
-    if (PQntuples(r.get()) == 0) return Error(ErrorCode::kNotFound, "run {} does not exist", id);
+    if (store_detail::LibPq().PQntuples(r.get()) == 0)
+      return Error(ErrorCode::kNotFound, "run {} does not exist", id);
     return ReadRun(r.get(), 0);
   }
 
@@ -461,7 +469,7 @@ class PostgresTx final : public StoreTx {
     sql += fmt::format(" ORDER BY id DESC LIMIT ${}", p.size());
     AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(sql, p, "listing runs"));
     std::vector<Run> out;
-    const int n = PQntuples(r.get());
+    const int n = store_detail::LibPq().PQntuples(r.get());
     out.reserve(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
       AUTOMAN_ASSIGN_OR_RETURN(Run run, ReadRun(r.get(), i));
@@ -506,7 +514,7 @@ class PostgresTx final : public StoreTx {
                                      "error FROM attempts WHERE run_id = $1 ORDER BY number",
                                      p, fmt::format("listing attempts of run {}", run_id)));
     std::vector<Attempt> out;
-    for (int i = 0, n = PQntuples(r.get()); i < n; ++i) {
+    for (int i = 0, n = store_detail::LibPq().PQntuples(r.get()); i < n; ++i) {
       Attempt a;
       a.run_id = std::string(run_id);
       a.number = Int32(r.get(), i, 0);
@@ -560,7 +568,7 @@ class PostgresTx final : public StoreTx {
                             "ORDER BY attempt, idx, step_id",
                             p, fmt::format("listing step runs of run {}", run_id)));
     std::vector<StepRun> out;
-    for (int i = 0, n = PQntuples(r.get()); i < n; ++i) {
+    for (int i = 0, n = store_detail::LibPq().PQntuples(r.get()); i < n; ++i) {
       const PGresult* res = r.get();
       StepRun s;
       s.run_id = std::string(run_id);
@@ -623,7 +631,7 @@ class PostgresTx final : public StoreTx {
     AUTOMAN_ASSIGN_OR_RETURN(PgResult r,
                              c_.Exec(sql, p, fmt::format("reading log lines of run {}", q.run_id)));
     std::vector<LogLine> out;
-    const int n = PQntuples(r.get());
+    const int n = store_detail::LibPq().PQntuples(r.get());
     out.reserve(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
       const PGresult* res = r.get();
@@ -671,7 +679,7 @@ class PostgresTx final : public StoreTx {
                              c_.Exec(share ? "SELECT fence FROM runs WHERE id = $1 FOR SHARE"
                                            : "SELECT fence FROM runs WHERE id = $1",
                                      p, fmt::format("reading the fence of run {}", run_id)));
-    if (PQntuples(r.get()) == 0) return RunMissing(run_id);
+    if (store_detail::LibPq().PQntuples(r.get()) == 0) return RunMissing(run_id);
     return Int64(r.get(), 0, 0);
   }
 
@@ -730,28 +738,33 @@ class PostgresTx final : public StoreTx {
     }
     PGconn* conn = c_.raw();
     {
-      PgResult r(PQexec(conn,
-                        "COPY log_lines (run_id, attempt, seq, step_id, stream, ts, text, "
-                        "partial) FROM STDIN"));
-      if (!r || PQresultStatus(r.get()) != PGRES_COPY_IN) return c_.StatusOf(r.get(), what);
+      PgResult r(store_detail::LibPq().PQexec(
+          conn,
+          "COPY log_lines (run_id, attempt, seq, step_id, stream, ts, text, "
+          "partial) FROM STDIN"));
+      if (!r || store_detail::LibPq().PQresultStatus(r.get()) != PGRES_COPY_IN)
+        return c_.StatusOf(r.get(), what);
     }
     constexpr size_t kChunk = 1 << 20;
     bool sent = true;
     for (size_t off = 0; off < buf.size() && sent; off += kChunk) {
       const size_t n = std::min(kChunk, buf.size() - off);
-      sent = PQputCopyData(conn, buf.data() + off, static_cast<int>(n)) == 1;
+      sent = store_detail::LibPq().PQputCopyData(conn, buf.data() + off, static_cast<int>(n)) == 1;
     }
-    if (PQputCopyEnd(conn, sent ? nullptr : "client failed to send the data") != 1) sent = false;
+    if (store_detail::LibPq().PQputCopyEnd(conn,
+                                           sent ? nullptr : "client failed to send the data") != 1)
+      sent = false;
     // The COPY's result, then null. Read them all so the connection is ready again.
     PgResult result;
-    while (PGresult* next = PQgetResult(conn)) {
+    while (PGresult* next = store_detail::LibPq().PQgetResult(conn)) {
       if (!result) {
         result.reset(next);
       } else {
-        PQclear(next);
+        store_detail::LibPq().PQclear(next);
       }
     }
-    if (result && PQresultStatus(result.get()) == PGRES_COMMAND_OK && sent) return Status::Ok();
+    if (result && store_detail::LibPq().PQresultStatus(result.get()) == PGRES_COMMAND_OK && sent)
+      return Status::Ok();
     const PGresult* r = result.get();
     std::string_view state = Field(r, PG_DIAG_SQLSTATE);
     if (state == "23505") {
@@ -803,14 +816,14 @@ struct PostgresStore::Impl {
     // Keywords before "dbname" are defaults the URL may override.
     const char* keys[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
     const char* values[] = {connect_timeout.c_str(), "automan", url.c_str(), nullptr};
-    PGconn* raw = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+    PGconn* raw = store_detail::LibPq().PQconnectdbParams(keys, values, /*expand_dbname=*/1);
     if (raw == nullptr) return Error(ErrorCode::kResourceExhausted, "libpq: out of memory");
     auto c = std::make_unique<Connection>(raw, &secrets);
-    if (PQstatus(raw) != CONNECTION_OK) {
+    if (store_detail::LibPq().PQstatus(raw) != CONNECTION_OK) {
       return Error(ErrorCode::kUnavailable, "cannot connect to {}: {}", describe,
-                   Scrub(TrimMessage(PQerrorMessage(raw)), secrets));
+                   Scrub(TrimMessage(store_detail::LibPq().PQerrorMessage(raw)), secrets));
     }
-    PQsetNoticeProcessor(raw, IgnoreNotice, nullptr);
+    store_detail::LibPq().PQsetNoticeProcessor(raw, IgnoreNotice, nullptr);
     const std::string settings = fmt::format(
         "SET lock_timeout = {}; SET synchronous_commit = {}; SET client_min_messages = warning",
         std::max<int64_t>(1, busy_ms), options.durability == Durability::kFull ? "on" : "off");
@@ -894,6 +907,7 @@ PostgresStore::PostgresStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 PostgresStore::~PostgresStore() = default;
 
 Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(const StoreOptions& options) {
+  AUTOMAN_RETURN_IF_ERROR(store_detail::LoadLibPq().status());
   if (options.busy_timeout.count() < 0) {
     return Error(ErrorCode::kInvalidArgument, "busy timeout {} ms is negative",
                  options.busy_timeout.count());
@@ -905,10 +919,10 @@ Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(const StoreOptions& o
   impl->secrets = PasswordsIn(options.url);
 
   char* err = nullptr;
-  PQconninfoOption* info = PQconninfoParse(options.url.c_str(), &err);
+  PQconninfoOption* info = store_detail::LibPq().PQconninfoParse(options.url.c_str(), &err);
   if (info == nullptr) {
     std::string why = err != nullptr ? TrimMessage(err) : "out of memory";
-    PQfreemem(err);
+    store_detail::LibPq().PQfreemem(err);
     return Error(ErrorCode::kInvalidArgument, "invalid PostgreSQL URL \"{}\": {}", impl->describe,
                  Scrub(std::move(why), impl->secrets));
   }
@@ -917,7 +931,7 @@ Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(const StoreOptions& o
       impl->secrets.emplace_back(o->val);
     }
   }
-  PQconninfoFree(info);
+  store_detail::LibPq().PQconninfoFree(info);
   std::sort(impl->secrets.begin(), impl->secrets.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
 
@@ -982,7 +996,7 @@ Result<std::string> PostgresStore::Setting(std::string_view name) {
                            impl_->Acquire(steady_clock::now() + impl_->options.busy_timeout));
   Lease<Impl> c(*impl_, std::move(borrowed));
   AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c->Exec(fmt::format("SHOW {}", name)));
-  if (PQntuples(r.get()) == 0) return std::string();
+  if (store_detail::LibPq().PQntuples(r.get()) == 0) return std::string();
   return Str(r.get(), 0, 0);
 }
 
