@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -907,7 +908,8 @@ class WriteGate {
 
 // Reads the identity and version of the database in one snapshot, refuses files that are
 // not ours or are newer than this binary, switches to WAL and applies missing migrations.
-Status PrepareSchema(Connection& c, const std::string& describe, bool memory, int* schema_version) {
+Status PrepareSchema(Connection& c, const std::string& describe, bool memory,
+                     milliseconds busy_timeout, int* schema_version) {
   const int latest = LatestSqliteSchemaVersion();
   auto newer = [&](int64_t v) {
     return Error(ErrorCode::kFailedPrecondition,
@@ -949,7 +951,17 @@ Status PrepareSchema(Connection& c, const std::string& describe, bool memory, in
   if (version > latest) return newer(version);
 
   if (!memory) {
-    AUTOMAN_ASSIGN_OR_RETURN(std::string mode, c.QueryText("PRAGMA journal_mode = WAL"));
+    // Switching a new file to WAL needs an exclusive lock, and SQLite answers BUSY at once,
+    // without its busy handler, when another connection is opening the same new file: retry
+    // until the busy timeout.
+    const auto deadline = steady_clock::now() + busy_timeout;
+    Result<std::string> wal = c.QueryText("PRAGMA journal_mode = WAL");
+    while (!wal.ok() && wal.status().code() == ErrorCode::kUnavailable &&
+           steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      wal = c.QueryText("PRAGMA journal_mode = WAL");
+    }
+    AUTOMAN_ASSIGN_OR_RETURN(std::string mode, std::move(wal));
     if (mode != "wal") {
       return Error(ErrorCode::kFailedPrecondition,
                    "cannot put {} in WAL mode (journal mode stays \"{}\"); is it on a network "
@@ -1028,7 +1040,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(std::string_view path,
   auto conn = OpenConnection(impl->path, options);
   if (conn.status().code() == ErrorCode::kDataLoss) return NotADatabase(describe, conn.status());
   if (!conn.ok()) return conn.status().WithContext(fmt::format("opening {}", describe));
-  AUTOMAN_RETURN_IF_ERROR(PrepareSchema(**conn, describe, impl->memory, &impl->schema_version));
+  AUTOMAN_RETURN_IF_ERROR(
+      PrepareSchema(**conn, describe, impl->memory, options.busy_timeout, &impl->schema_version));
   impl->pool.emplace(
       impl->memory ? 1 : kMaxConnections,
       [file = impl->path, options, describe]() -> Result<std::unique_ptr<Connection>> {
