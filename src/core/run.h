@@ -8,6 +8,7 @@
 // with the attempt number. Terminal runs are never deleted by cancellation.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -57,6 +58,18 @@ enum class LogStream { kStdout, kStderr, kSystem };
 std::string_view ToString(LogStream s);
 std::optional<LogStream> ParseLogStream(std::string_view s);
 
+// One concurrency rule of a run, copied from its runbook's `concurrency:` when the run is
+// enqueued (docs/queue.md). At most `limit` runs holding `key` are RUNNING or WAITING at
+// once (a lock is a limit of 1); with `rate_count` > 0, at most `rate_count` runs holding
+// `key` start per `rate_per` (a token bucket of that capacity, refilled continuously).
+struct ConcurrencyLimit {
+  std::string key;
+  int limit = 1;
+  int rate_count = 0;  // 0: no rate limit
+  std::chrono::milliseconds rate_per{0};
+  bool operator==(const ConcurrencyLimit&) const = default;
+};
+
 // {step_id: {key: value}}
 using RunOutputs = std::map<std::string, std::map<std::string, std::string>>;
 
@@ -91,10 +104,17 @@ struct Run {
   std::optional<std::string> idempotency_key;
   std::string error;  // why the run ended as it did, empty on success
 
-  // Lease (see docs/queue.md once the queue exists): who may write to this run now.
+  // Queue (docs/queue.md). A PENDING run is not claimed before `not_before` (the enqueue
+  // delay, then each retry's backoff). `concurrency` is fixed at enqueue. Cancelling a
+  // running run sets `cancel_requested`; its worker sees it and kills the process tree.
+  std::vector<ConcurrencyLimit> concurrency;
+  bool cancel_requested = false;
+
+  // Lease: who may write to this run now, until when. Every claim increases `fence`; a
+  // writer whose fence is stale is refused (kAborted).
   std::string lease_owner;
   std::optional<Timestamp> lease_expires_at;
-  int64_t fence = 0;  // fencing token, increases with every claim
+  int64_t fence = 0;
 
   bool operator==(const Run&) const = default;
 };

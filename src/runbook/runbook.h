@@ -77,27 +77,24 @@ struct Step {
   SourceLocation loc;
 };
 
-// `concurrency: {key, limit}` or a list of them. Enforced by the queue.
-struct ConcurrencyLimit {
-  std::string key;
-  int limit = 1;
-};
+// `concurrency: {key, limit, rate}` or a list of them: ConcurrencyLimit (core/run.h),
+// enforced by the queue.
 
 // One entry of `schedules:` (shape of docs/schedules.md). Validated structurally here;
 // the scheduler interprets the cron/tz fields.
 struct ScheduleSpec {
   std::string id;
-  std::string cron;                 // exactly one of cron / every / at
+  std::string cron;  // exactly one of cron / every / at
   std::optional<Millis> every;
-  std::string at;                   // RFC 3339 instant
+  std::string at;  // RFC 3339 instant
   std::string tz = "UTC";
   std::optional<Millis> lead;
   std::map<std::string, std::string> params;
-  std::string dst_gap = "shift";    // shift | skip
-  std::string dst_repeat = "first"; // first | both
-  std::string misfire = "run_once"; // skip | run_once | run_all
+  std::string dst_gap = "shift";     // shift | skip
+  std::string dst_repeat = "first";  // first | both
+  std::string misfire = "run_once";  // skip | run_once | run_all
   std::optional<Millis> max_lateness;
-  std::string overlap = "allow";    // allow | skip | queue_one | cancel_previous
+  std::string overlap = "allow";  // allow | skip | queue_one | cancel_previous
   std::optional<Millis> jitter;
   bool active = true;
   SourceLocation loc;
@@ -119,8 +116,8 @@ struct Runbook {
   std::string description;
   std::string category;
   std::vector<std::string> tags;
-  std::vector<ParamSpec> params;  // in file order
-  std::optional<Millis> timeout;  // whole run
+  std::vector<ParamSpec> params;       // in file order
+  std::optional<Millis> timeout;       // whole run
   std::optional<RetryPolicy> retries;  // whole run (the queue re-runs the attempt)
   std::vector<Step> steps;
   std::vector<Step> rollback;

@@ -837,9 +837,9 @@ void Validator::CheckOutputCollisions() {
 }
 
 void Validator::Concurrency(const YNode& n, Runbook& rb) {
-  static const std::vector<std::string_view> kKeys = {"key", "limit"};
+  static const std::vector<std::string_view> kKeys = {"key", "limit", "rate"};
   auto one = [&](const YNode& m, const std::string& path) {
-    if (!CheckMap(m, path, "a map {key, limit}", kKeys)) return;
+    if (!CheckMap(m, path, "a map {key, limit, rate}", kKeys)) return;
     ConcurrencyLimit c;
     bool ok = true;
     if (const YNode* k = Get(m, "key")) {
@@ -850,6 +850,33 @@ void Validator::Concurrency(const YNode& n, Runbook& rb) {
     } else {
       MissingKey(m, path, "key", "key: deploy-web");
       ok = false;
+    }
+    if (c.key.size() > 200) {
+      Error(m.loc, Sub(path, "key") + ": longer than 200 characters");
+      ok = false;
+    }
+    const YNode* r = Get(m, "rate");
+    if (r != nullptr) {
+      // "COUNT/DURATION": at most COUNT starts per DURATION (a token bucket).
+      std::string_view text = r->IsScalar() && !r->bad ? std::string_view(r->value) : "";
+      size_t slash = text.find('/');
+      std::optional<int64_t> count;
+      if (slash != std::string_view::npos && slash > 0 && slash <= 6 &&
+          LooksLikeInt(std::string(text.substr(0, slash)))) {
+        count = std::stoll(std::string(text.substr(0, slash)));
+      }
+      auto per = slash == std::string_view::npos ? Result<Millis>(Millis(0))
+                                                 : ParseDuration(text.substr(slash + 1));
+      if (!count || *count < 1 || *count > 1'000'000 || !per.ok() || per->count() <= 0) {
+        Error(r->loc, Sub(path, "rate") +
+                          ": write COUNT/DURATION, e.g. 10/1m (at most 10 "
+                          "starts a minute) or 1/5s");
+        ok = false;
+      } else {
+        c.rate_count = static_cast<int>(*count);
+        c.rate_per = *per;
+        c.limit = INT32_MAX;  // a rate alone limits starts, not how many run at once
+      }
     }
     if (const YNode* l = Get(m, "limit")) {
       if (auto v = Int(*l, Sub(path, "limit"), 1, INT32_MAX))
@@ -864,7 +891,7 @@ void Validator::Concurrency(const YNode& n, Runbook& rb) {
   } else if (n.IsSeq()) {
     for (size_t i = 0; i < n.items.size(); ++i) one(n.items[i], Index("concurrency", i));
   } else {
-    Expected(n, "concurrency", "a map {key, limit} or a list of them");
+    Expected(n, "concurrency", "a map {key, limit, rate} or a list of them");
   }
 }
 

@@ -21,6 +21,10 @@
 // - Thread safety: a Store may be shared by threads; each Transact call is independent.
 //   A StoreTx must not escape its callback or be used from another thread, and a callback
 //   must not call Transact on the same Store (a nested kWrite waits for the outer one).
+//   A callback may run on another thread than the caller's, while the caller waits (SQLite
+//   runs the concurrent write transactions of one Store in one group commit, on the
+//   leader's thread): it must not rely on thread-local state; an exception it throws
+//   reaches its own caller.
 //   A kRead transaction only reads: its write methods return kFailedPrecondition.
 // - Errors: kNotFound for a missing row, kAlreadyExists for a duplicate key,
 //   kFailedPrecondition for a database whose schema is newer than this binary,
@@ -31,8 +35,10 @@
 //   (empty ids, attempt or seq below 1) and out-of-range limits are kInvalidArgument.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -105,6 +111,90 @@ class StoreTx {
   // kAlreadyExists if any (run_id, attempt, seq) is already stored (nothing is written).
   virtual Status AppendLogLines(std::span<const LogLine> lines) = 0;
   virtual Result<std::vector<LogLine>> ReadLogLines(const LogQuery& q) = 0;
+
+  // ---- Queue primitives. queue/queue.h builds the queue's semantics on these; nothing
+  // else should need them. InsertRun stores run.concurrency and run.cancel_requested;
+  // UpdateRun never changes either (RequestCancel sets the flag, enqueue fixes the keys).
+
+  // A claim's or a rescue's write: as UpdateRun, and also sets the stored fence to
+  // run.fence, on condition that the stored fence is `expected_fence` (kAborted
+  // otherwise, kNotFound when there is no run). run.fence must be greater.
+  virtual Status UpdateRunAdvancingFence(const Run& run, int64_t expected_fence) = 0;
+
+  // Serialises the transactions that lock the same `key`, until each ends. PostgreSQL:
+  // an advisory transaction lock; SQLite: a no-op (its write transactions are serial).
+  // Used around read-then-insert sequences (idempotency keys).
+  virtual Status LockKey(std::string_view key) = 0;
+
+  // The newest run with this idempotency key created at or after `since`, if any.
+  virtual Result<std::optional<Run>> FindRunByIdempotencyKey(std::string_view key,
+                                                             Timestamp since) = 0;
+
+  // Runs a worker may claim at `now`, at most `limit` (1..1000): status PENDING,
+  // not_before unset or <= now, cancel not requested, and none of whose concurrency keys
+  // is full (RUNNING + WAITING holders >= the run's limit for the key) or out of rate
+  // tokens at `now`. Highest priority first, then enqueue order (FIFO). Runs held back by
+  // a key are skipped, so they never block runs behind them. PostgreSQL locks the rows
+  // it returns and skips rows other transactions hold (FOR UPDATE SKIP LOCKED).
+  virtual Result<std::vector<Run>> ListClaimable(Timestamp now, int limit) = 0;
+
+  // Takes one slot of every key of run.concurrency, and one rate token of each key with
+  // a rate, if all are available at `now`; otherwise changes nothing and returns false.
+  // A run without keys always gets true. Slots are counted per key in the store.
+  virtual Result<bool> AcquireSlots(const Run& run, Timestamp now) = 0;
+  // Gives back the slots AcquireSlots took (tokens are not given back). Never below 0.
+  virtual Status ReleaseSlots(const Run& run) = 0;
+  // Recomputes every key's slot count from the runs that are RUNNING or WAITING (start-up
+  // reconciliation).
+  virtual Status RecountSlots() = 0;
+
+  // RUNNING or WAITING runs whose lease_expires_at is before `now`, earliest expiry first,
+  // at most `limit` (1..1000). PostgreSQL: FOR UPDATE SKIP LOCKED.
+  virtual Result<std::vector<Run>> ListExpiredLeases(Timestamp now, int limit) = 0;
+
+  // The earliest not_before after `now` among PENDING runs (when the next delayed run
+  // becomes claimable), if any.
+  virtual Result<std::optional<Timestamp>> NextNotBefore(Timestamp now) = 0;
+
+  // Sets lease_expires_at when the run's fence is `fence` and it is RUNNING or WAITING
+  // (kAborted otherwise: a late heartbeat never touches a finished or re-queued run;
+  // kNotFound when there is no run) and answers whether cancellation was requested.
+  virtual Result<bool> RenewLease(std::string_view run_id, int64_t fence, Timestamp expires_at) = 0;
+  // Sets cancel_requested (not fenced: anyone may ask). kNotFound when there is no run.
+  virtual Status RequestCancel(std::string_view run_id) = 0;
+  // Ids of the RUNNING or WAITING runs leased to `lease_owner` whose cancellation was
+  // requested.
+  virtual Result<std::vector<std::string>> ListCancelRequested(std::string_view lease_owner) = 0;
+
+  // Runs per status (every status present; absent ones are 0).
+  virtual Result<std::map<RunStatus, int64_t>> CountRunsByStatus() = 0;
+
+  // Ids of terminal runs a retention policy removes, oldest finished first, at most
+  // `limit` (1..10000): finished before `finished_before`, or not among the newest
+  // `keep_per_runbook` terminal runs of their runbook. Both unset: none.
+  virtual Result<std::vector<std::string>> ListPrunable(std::optional<Timestamp> finished_before,
+                                                        std::optional<int> keep_per_runbook,
+                                                        int limit) = 0;
+  // Deletes these runs with their attempts, step runs, log lines and keys. Missing ids
+  // are ignored. A run that is not terminal is refused (kFailedPrecondition, nothing
+  // deleted).
+  virtual Status DeleteRuns(std::span<const std::string> ids) = 0;
+};
+
+// Wake-ups across processes for the queue: after committing new claimable work a process
+// calls Store::NotifyQueue(); dispatchers wait on a QueueListener. Best effort: a lost
+// wake-up costs one polling interval, never a run (dispatchers poll as a backstop).
+// PostgreSQL: LISTEN/NOTIFY on a dedicated connection; SQLite: one datagram socket per
+// listener in a directory beside the database file (in-process only for ":memory:").
+class QueueListener {
+ public:
+  virtual ~QueueListener() = default;
+  // Returns when a notification arrived (true) or after `timeout` (false). Several
+  // notifications that arrive before a Wait are coalesced into one.
+  virtual bool Wait(std::chrono::milliseconds timeout) = 0;
+  // Makes a pending or the next Wait return true at once (for shutdown, and for
+  // enqueues in this process).
+  virtual void Wake() = 0;
 };
 
 enum class Durability { kFull, kFast };
@@ -141,6 +231,10 @@ class Store {
   virtual std::string Describe() const = 0;
   // The schema version of the open database (the latest this binary knows, after Open).
   virtual int SchemaVersion() const = 0;
+
+  // See QueueListener. NotifyQueue is cheap and never blocks on listeners.
+  virtual Status NotifyQueue() = 0;
+  virtual Result<std::unique_ptr<QueueListener>> ListenQueue() = 0;
 };
 
 // The default store URL for a data directory: "sqlite:DIR/automan.db".

@@ -265,6 +265,32 @@ TEST(ParseRunbook, ConcurrencyAsAList) {
   EXPECT_EQ(r.runbook->concurrency[1].limit, 3);
 }
 
+TEST(ParseRunbook, ConcurrencyRateIsATokenBucketWithoutAConcurrencyLimit) {
+  ParseResult r = Parse(
+      "id: a\nconcurrency:\n  - {key: sms, rate: 10/1m}\n  - {key: db, limit: 2, rate: 1/5s}\n"
+      "steps: [{id: s, shell: echo}]\n");
+  ASSERT_TRUE(r.ok()) << automan::testing::DumpDiagnostics(r);
+  ASSERT_EQ(r.runbook->concurrency.size(), 2u);
+  EXPECT_EQ(r.runbook->concurrency[0].rate_count, 10);
+  EXPECT_EQ(r.runbook->concurrency[0].rate_per, std::chrono::minutes(1));
+  EXPECT_EQ(r.runbook->concurrency[0].limit, INT32_MAX);
+  EXPECT_EQ(r.runbook->concurrency[1].limit, 2);
+  EXPECT_EQ(r.runbook->concurrency[1].rate_count, 1);
+  EXPECT_EQ(r.runbook->concurrency[1].rate_per, std::chrono::seconds(5));
+}
+
+TEST(ParseRunbook, MalformedConcurrencyRatesSayWhatToWrite) {
+  for (const char* bad :
+       {"10", "10/", "/1m", "0/1m", "-1/1m", "10/0s", "x/1m", "10/1", "[1]", "9999999/1s"}) {
+    ParseResult r = Parse(std::string("id: a\nconcurrency: {key: k, rate: ") + bad +
+                          "}\nsteps: [{id: s, shell: echo}]\n");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(automan::testing::DumpDiagnostics(r).find("COUNT/DURATION, e.g. 10/1m"),
+              std::string::npos)
+        << bad << ": " << automan::testing::DumpDiagnostics(r);
+  }
+}
+
 TEST(ParseRunbook, RetryDelayLongerThanDefaultCapRaisesTheCap) {
   ParseResult r = Parse("id: a\nretries: {count: 1, delay: 10m}\nsteps: [{id: s, shell: echo}]\n");
   ASSERT_TRUE(r.ok()) << automan::testing::DumpDiagnostics(r);
@@ -832,7 +858,7 @@ const ErrorCase kErrorCases[] = {
      "id: a\nconcurrency: 3\n" STEPS,
      2,
      14,
-     {"concurrency: expected a map {key, limit} or a list of them"}},
+     {"concurrency: expected a map {key, limit, rate} or a list of them"}},
     {"ConcurrencyMissingKey",
      "id: a\nconcurrency: {limit: 2}\n" STEPS,
      2,

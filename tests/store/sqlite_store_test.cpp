@@ -36,6 +36,10 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformanceTest,
                          ::testing::Values(StoreBackend{"file", OpenFreshFile},
                                            StoreBackend{"memory", OpenMemory}),
                          StoreBackendName);
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreQueueConformanceTest,
+                         ::testing::Values(StoreBackend{"file", OpenFreshFile},
+                                           StoreBackend{"memory", OpenMemory}),
+                         StoreBackendName);
 
 // A raw connection for looking at (or tampering with) a file behind the store's back.
 class RawDb {
@@ -284,6 +288,45 @@ TEST_F(SqliteStoreTest, MigrationsAreNumberedWithoutGaps) {
     EXPECT_FALSE(migrations[i].sql.empty());
   }
   EXPECT_EQ(LatestSqliteSchemaVersion(), migrations.back().version);
+}
+
+// A file written by a version-1 binary (no queue columns or tables) is migrated in place:
+// its runs keep their data and read back without keys and without a cancel request.
+TEST_F(SqliteStoreTest, MigratesAVersion1File) {
+  TempDir dir;
+  const std::string path = dir.File("v1.db");
+  {
+    RawDb raw(path);
+    raw.Exec(std::string(SqliteMigrations()[0].sql));
+    raw.Exec("PRAGMA user_version = 1");
+    raw.Exec(
+        "INSERT INTO runbook_versions VALUES ('sha256:v1', 'old', 'id: old', 'old.yaml', 1);"
+        "INSERT INTO runs (id, runbook_id, runbook_version, status, \"trigger\", triggered_by, "
+        "params_json, priority, attempt, max_attempts, created_at, outputs_json, error, "
+        "lease_owner, fence) VALUES ('run-v1', 'old', 'sha256:v1', 'PENDING', 'manual', 'me', "
+        "'{}', 3, 0, 1, 5, '{}', '', '', 0)");
+  }
+  auto store = OpenSqlite(path);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->SchemaVersion(), LatestSqliteSchemaVersion());
+  EXPECT_EQ(RawDb(path).Query("PRAGMA user_version"), std::to_string(LatestSqliteSchemaVersion()));
+  auto run = GetRunFrom(*store, "run-v1");
+  ASSERT_OK(run);
+  EXPECT_EQ(run->priority, 3);
+  EXPECT_TRUE(run->concurrency.empty());
+  EXPECT_FALSE(run->cancel_requested);
+  std::vector<Run> claimable;
+  ASSERT_OK(store->Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(claimable, tx.ListClaimable(FromMicros(10), 10));
+    return Status::Ok();
+  }));
+  ASSERT_EQ(claimable.size(), 1u);
+  EXPECT_EQ(claimable[0].id, "run-v1");
+  EXPECT_EQ(RawDb(path).Query("SELECT count(*) FROM sqlite_schema WHERE name IN "
+                              "('run_keys', 'key_slots', 'runs_claimable', 'runs_leases', "
+                              "'runs_retention', 'runs_by_runbook_version')"),
+            "5");
+  EXPECT_TRUE(store->CheckIntegrity().ok());
 }
 
 TEST_F(SqliteStoreTest, CreatesAPrivateDirectoryAndFile) {

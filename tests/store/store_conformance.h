@@ -2,9 +2,10 @@
 // Every backend runs it unchanged.
 //
 // A backend's test binary adds store_conformance.cpp (every StoreTx method, ordering,
-// errors, rollback) and/or store_conformance_concurrency.cpp (threads sharing one Store;
-// give that binary the ctest label `concurrency`) to its sources, and instantiates the
-// suites with factories that open a fresh, empty store on every call:
+// errors, rollback), store_conformance_queue.cpp (the queue primitives) and/or
+// store_conformance_concurrency.cpp (threads sharing one Store; give that binary the ctest
+// label `concurrency`) to its sources, and instantiates the suites with factories that
+// open a fresh, empty store on every call:
 //
 //   INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformanceTest,
 //                            ::testing::Values(StoreBackend{"file", OpenFreshFileStore}),
@@ -113,6 +114,48 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreBackend> {
 
 // Threads sharing one Store (a separate suite so it can carry the `concurrency` label).
 class StoreConcurrencyTest : public StoreConformanceTest {};
+
+// The queue primitives of StoreTx (store_conformance_queue.cpp). Instantiated like
+// StoreConformanceTest:
+//
+//   INSTANTIATE_TEST_SUITE_P(Sqlite, StoreQueueConformanceTest, ..., StoreBackendName);
+class StoreQueueConformanceTest : public StoreConformanceTest {
+ protected:
+  // Also stores v_.
+  void SetUp() override;
+
+  // Inserts the runs in this order, one transaction each (enqueue order).
+  Status Insert(std::initializer_list<Run> runs);
+  // ListClaimable in a write transaction.
+  Result<std::vector<Run>> Claimable(Timestamp now, int limit = 100);
+  Result<std::vector<std::string>> ClaimableIds(Timestamp now, int limit = 100);
+  Result<bool> Acquire(const Run& r, Timestamp now);
+  Status Release(const Run& r);
+  // Stores `r` as RUNNING with a lease, as a claim leaves it (the fence stays).
+  Status MarkRunning(Run& r, const std::string& owner, Timestamp expires);
+  Status SetStatus(Run& r, RunStatus status, std::optional<Timestamp> finished_at = {});
+  // Inserts a run of `v` in `status` (terminal by default) finished at At(finished).
+  Status Finished(const std::string& id, const RunbookVersion& v, int64_t finished,
+                  RunStatus status = RunStatus::kSuccess);
+  Result<std::vector<std::string>> Prunable(std::optional<Timestamp> before,
+                                            std::optional<int> keep, int limit = 100);
+
+  // Reads one value in a write transaction (for the primitives that lock what they list).
+  template <typename T>
+  Result<T> WriteValue(const std::function<Result<T>(StoreTx&)>& fn) {
+    std::optional<T> out;
+    Status s = Write([&](StoreTx& tx) -> Status {
+      Result<T> r = fn(tx);
+      if (!r.ok()) return r.status();
+      out = std::move(r).value();
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    return std::move(*out);
+  }
+
+  RunbookVersion v_;  // SampleVersion(), stored by SetUp
+};
 
 inline const Status& StatusOf(const Status& s) { return s; }
 template <typename T>

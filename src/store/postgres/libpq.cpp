@@ -36,21 +36,26 @@ void Load() {
             Bind(lib, "PQconnectdbParams", g_api.PQconnectdbParams, missing) &&
             Bind(lib, "PQconninfoFree", g_api.PQconninfoFree, missing) &&
             Bind(lib, "PQconninfoParse", g_api.PQconninfoParse, missing) &&
+            Bind(lib, "PQconsumeInput", g_api.PQconsumeInput, missing) &&
             Bind(lib, "PQerrorMessage", g_api.PQerrorMessage, missing) &&
             Bind(lib, "PQexec", g_api.PQexec, missing) &&
             Bind(lib, "PQexecParams", g_api.PQexecParams, missing) &&
+            Bind(lib, "PQexecPrepared", g_api.PQexecPrepared, missing) &&
             Bind(lib, "PQfinish", g_api.PQfinish, missing) &&
             Bind(lib, "PQfreemem", g_api.PQfreemem, missing) &&
             Bind(lib, "PQgetResult", g_api.PQgetResult, missing) &&
             Bind(lib, "PQgetisnull", g_api.PQgetisnull, missing) &&
             Bind(lib, "PQgetlength", g_api.PQgetlength, missing) &&
             Bind(lib, "PQgetvalue", g_api.PQgetvalue, missing) &&
+            Bind(lib, "PQnotifies", g_api.PQnotifies, missing) &&
             Bind(lib, "PQntuples", g_api.PQntuples, missing) &&
+            Bind(lib, "PQprepare", g_api.PQprepare, missing) &&
             Bind(lib, "PQputCopyData", g_api.PQputCopyData, missing) &&
             Bind(lib, "PQputCopyEnd", g_api.PQputCopyEnd, missing) &&
             Bind(lib, "PQresultErrorField", g_api.PQresultErrorField, missing) &&
             Bind(lib, "PQresultStatus", g_api.PQresultStatus, missing) &&
             Bind(lib, "PQsetNoticeProcessor", g_api.PQsetNoticeProcessor, missing) &&
+            Bind(lib, "PQsocket", g_api.PQsocket, missing) &&
             Bind(lib, "PQstatus", g_api.PQstatus, missing) &&
             Bind(lib, "PQtransactionStatus", g_api.PQtransactionStatus, missing);
   if (!ok) {

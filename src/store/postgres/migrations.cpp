@@ -90,8 +90,75 @@ CREATE TABLE log_lines (
 );
 )sql";
 
-constexpr std::array<PostgresMigration, 1> kMigrations{{
+// Version 2: the queue (store.h's queue primitives), the PostgreSQL form of SQLite's
+// migration 2. Adds columns, tables and indexes; drops one unused index.
+// - runs.cancel_requested: set by RequestCancel, never by UpdateRun.
+// - runs.seq: enqueue order, FIFO within a priority (SQLite uses its rowid). A BIGSERIAL
+//   in effect (a sequence owned by the column), spelled out so that existing rows are
+//   numbered in (created_at, id) order rather than in whatever order the table rewrite
+//   visits them. Numbers are taken at insert, so runs inserted by concurrent transactions
+//   may commit out of seq order; FIFO is exact for one enqueuer.
+// - runs.has_keys: whether the run has run_keys rows, so that reads and the claim query
+//   look at run_keys only for runs that have keys (see postgres_store.cpp, kKeysColumn).
+// - run_keys: the run's concurrency rules, fixed at enqueue (lim, rate_count, and
+//   rate_per_ms for the token bucket; rate_count 0 is no rate). Read by run only (its
+//   primary key), so no index on key.
+// - key_slots: per key, the RUNNING + WAITING holders (`running`) and the token bucket
+//   (`tokens` at `refilled_at`, microseconds UTC; NULL tokens is a full bucket).
+// - Partial indexes, one per query shape: claimable (ListClaimable's order), leases
+//   (ListExpiredLeases), idempotency (FindRunByIdempotencyKey), cancel
+//   (ListCancelRequested), retention (ListPrunable, finished terminal runs), and delayed
+//   (NextNotBefore: the first entry after `now` instead of reading every PENDING run;
+//   only delayed PENDING runs have an entry).
+// - runs_by_runbook_version goes, as in SQLite: no query reads by it, and every
+//   non-HOT update of a run (each claim and completion changes the indexed status) adds
+//   an entry to every index of runs.
+constexpr std::string_view kV2 = R"sql(
+ALTER TABLE runs ADD COLUMN cancel_requested BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE runs ADD COLUMN has_keys BOOLEAN NOT NULL DEFAULT false;
+CREATE SEQUENCE runs_seq_seq AS BIGINT;
+ALTER TABLE runs ADD COLUMN seq BIGINT;
+UPDATE runs SET seq = o.n
+  FROM (SELECT id, row_number() OVER (ORDER BY created_at, id) AS n FROM runs) AS o
+  WHERE runs.id = o.id;
+SELECT setval('runs_seq_seq', (SELECT coalesce(max(seq), 0) + 1 FROM runs), false);
+ALTER TABLE runs ALTER COLUMN seq SET DEFAULT nextval('runs_seq_seq'),
+                 ALTER COLUMN seq SET NOT NULL;
+ALTER SEQUENCE runs_seq_seq OWNED BY runs.seq;
+
+CREATE TABLE run_keys (
+  run_id       TEXT COLLATE "C" NOT NULL REFERENCES runs (id),
+  key          TEXT COLLATE "C" NOT NULL,
+  lim          BIGINT NOT NULL,
+  rate_count   BIGINT NOT NULL,
+  rate_per_ms  BIGINT NOT NULL,
+  PRIMARY KEY (run_id, key)
+);
+
+CREATE TABLE key_slots (
+  key          TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  running      BIGINT NOT NULL,
+  tokens       DOUBLE PRECISION,
+  refilled_at  BIGINT
+);
+
+CREATE INDEX runs_claimable ON runs (priority DESC, seq) WHERE status = 'PENDING';
+CREATE INDEX runs_leases ON runs (lease_expires_at) WHERE status IN ('RUNNING', 'WAITING');
+CREATE INDEX runs_by_idempotency_key ON runs (idempotency_key, created_at)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX runs_cancel_requested ON runs (lease_owner) WHERE cancel_requested;
+CREATE INDEX runs_retention ON runs (runbook_id, finished_at)
+  WHERE finished_at IS NOT NULL
+    AND status IN ('SUCCESS', 'FAILED', 'TIMEOUT', 'CANCELLED', 'ROLLED_BACK', 'DEAD');
+CREATE INDEX runs_delayed ON runs (not_before)
+  WHERE status = 'PENDING' AND not_before IS NOT NULL;
+
+DROP INDEX runs_by_runbook_version;
+)sql";
+
+constexpr std::array<PostgresMigration, 2> kMigrations{{
     {1, "runbook versions, runs, attempts, step runs, log lines", kV1},
+    {2, "queue: cancel flag, enqueue order, concurrency keys and slots, queue indexes", kV2},
 }};
 
 }  // namespace

@@ -1,15 +1,24 @@
 #include "store/postgres/postgres_store.h"
 
 #include <fmt/format.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <chrono>
+#include <climits>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -153,12 +162,49 @@ class Params {
   void OptInt(const std::optional<int>& v) { v ? Int(*v) : Null(); }
   void Time(Timestamp t) { Int(ToMicros(t)); }
   void OptTime(const std::optional<Timestamp>& t) { t ? Time(*t) : Null(); }
+  // One-dimensional array literals ("{...}"), for `= ANY($n::text[])` and unnest().
+  void TextArray(const std::vector<std::string>& v) {
+    std::string lit = "{";
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i].find('\0') != std::string::npos) has_nul_ = true;
+      if (i > 0) lit += ',';
+      lit += '"';
+      for (char ch : v[i]) {
+        if (ch == '"' || ch == '\\') lit += '\\';
+        lit += ch;
+      }
+      lit += '"';
+    }
+    lit += '}';
+    Owned(std::move(lit));
+  }
+  void IntArray(const std::vector<int64_t>& v) {
+    std::string lit = "{";
+    for (size_t i = 0; i < v.size(); ++i)
+      fmt::format_to(std::back_inserter(lit), "{}{}", i > 0 ? "," : "", v[i]);
+    lit += '}';
+    Owned(std::move(lit));
+  }
+  void BoolArray(const std::vector<bool>& v) {
+    std::string lit = "{";
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i > 0) lit += ',';
+      lit += v[i] ? 't' : 'f';
+    }
+    lit += '}';
+    Owned(std::move(lit));
+  }
 
   int size() const { return static_cast<int>(values_.size()); }
   const char* const* values() const { return values_.data(); }
   bool has_nul() const { return has_nul_; }
 
  private:
+  void Owned(std::string v) {
+    owned_.push_back(std::move(v));
+    values_.push_back(owned_.back().c_str());
+  }
+
   std::deque<std::string> owned_;
   std::vector<const char*> values_;
   bool has_nul_ = false;
@@ -201,12 +247,28 @@ class Connection {
   }
   Result<PgResult> Exec(const std::string& sql) { return Exec(sql, sql); }
 
+  // Statements with parameters are prepared once per connection (named "a1", "a2", ...
+  // by their text) and then executed by name: the server parses and analyses each text
+  // once per connection instead of on every call. Past kMaxPrepared texts (only ListRuns
+  // and ReadLogLines build their text from the filter, a few dozen variants in all) the
+  // statement is sent unprepared. Prepared statements outlive transactions, including
+  // rolled-back ones, and die with the connection.
   Result<PgResult> Exec(const std::string& sql, const Params& p, std::string_view what) {
     if (p.has_nul()) {
       return Error(ErrorCode::kInvalidArgument, "{}: text contains a NUL character", what);
     }
-    PgResult r(store_detail::LibPq().PQexecParams(conn_, sql.c_str(), p.size(), nullptr, p.values(),
-                                                  nullptr, nullptr, 0));
+    const store_detail::LibPqApi& pq = store_detail::LibPq();
+    auto it = prepared_.find(sql);
+    if (it == prepared_.end() && prepared_.size() < kMaxPrepared) {
+      std::string name = fmt::format("a{}", prepared_.size() + 1);
+      PgResult r(pq.PQprepare(conn_, name.c_str(), sql.c_str(), p.size(), nullptr));
+      AUTOMAN_RETURN_IF_ERROR(Check(std::move(r), what).status());
+      it = prepared_.emplace(sql, std::move(name)).first;
+    }
+    PgResult r(it != prepared_.end() ? pq.PQexecPrepared(conn_, it->second.c_str(), p.size(),
+                                                         p.values(), nullptr, nullptr, 0)
+                                     : pq.PQexecParams(conn_, sql.c_str(), p.size(), nullptr,
+                                                       p.values(), nullptr, nullptr, 0));
     return Check(std::move(r), what);
   }
 
@@ -224,8 +286,11 @@ class Connection {
     return StatusOf(r.get(), what);
   }
 
+  static constexpr size_t kMaxPrepared = 200;
+
   PGconn* conn_;
   const std::vector<std::string>* secrets_;
+  std::unordered_map<std::string, std::string> prepared_;  // statement text -> name
 };
 
 void IgnoreNotice(void*, const char*) {}
@@ -293,6 +358,73 @@ constexpr std::string_view kRunColumns =
     "deadline_at, outputs_json, retry_of, idempotency_key, error, lease_owner, "
     "lease_expires_at, fence";
 
+// What reads select: kRunColumns, then cancel_requested (22) and the run's concurrency
+// keys (23) as one text, so a run comes back whole in one round trip. The keys are read
+// from run_keys only for runs with has_keys (the CASE is evaluated per row and skips the
+// subquery otherwise), so keyless runs cost no probe of run_keys. Each key is
+// "<lim>,<rate_count>,<rate_per_ms>,<bytes>:<key>", concatenated in key order (the
+// length prefix keeps any key text unambiguous); NULL without keys. Needs `runs` in FROM
+// under its own name.
+const std::string& RunSelectColumns() {
+  static const std::string kColumns = fmt::format(
+      "{}, cancel_requested, CASE WHEN runs.has_keys THEN (SELECT string_agg(k.lim || ',' || "
+      "k.rate_count || ',' || k.rate_per_ms || ',' || octet_length(k.key) || ':' || k.key, '' "
+      "ORDER BY k.key) FROM run_keys k WHERE k.run_id = runs.id) END",
+      kRunColumns);
+  return kColumns;
+}
+
+// Parses RunSelectColumns' column 23.
+Result<std::vector<ConcurrencyLimit>> DecodeKeys(std::string_view s, std::string_view owner) {
+  std::vector<ConcurrencyLimit> out;
+  auto bad = [&] {
+    return Error(ErrorCode::kDataLoss, "{}: malformed concurrency keys in the store", owner);
+  };
+  while (!s.empty()) {
+    int64_t n[4] = {0, 0, 0, 0};
+    for (int i = 0; i < 4; ++i) {
+      const char stop = i < 3 ? ',' : ':';
+      auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n[i]);
+      if (ec != std::errc() || end == s.data() + s.size() || *end != stop) return bad();
+      s.remove_prefix(static_cast<size_t>(end - s.data()) + 1);
+    }
+    if (n[3] < 0 || static_cast<size_t>(n[3]) > s.size()) return bad();
+    ConcurrencyLimit c;
+    c.limit = static_cast<int>(n[0]);
+    c.rate_count = static_cast<int>(n[1]);
+    c.rate_per = std::chrono::milliseconds(n[2]);
+    c.key = std::string(s.substr(0, static_cast<size_t>(n[3])));
+    s.remove_prefix(static_cast<size_t>(n[3]));
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// Checked by InsertRun before anything is sent (the keys become run_keys rows).
+Status ValidateConcurrency(const Run& run) {
+  std::set<std::string_view> seen;
+  for (const ConcurrencyLimit& c : run.concurrency) {
+    if (c.key.empty()) {
+      return Error(ErrorCode::kInvalidArgument, "run {}: a concurrency key is empty", run.id);
+    }
+    if (!seen.insert(c.key).second) {
+      return Error(ErrorCode::kInvalidArgument, "run {}: concurrency key {} appears twice", run.id,
+                   c.key);
+    }
+    if (c.limit < 1) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "run {}: concurrency key {} has limit {} (at least 1)", run.id, c.key, c.limit);
+    }
+    if (c.rate_count < 0 || (c.rate_count > 0 && c.rate_per.count() < 1)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "run {}: concurrency key {} has rate {} per {} ms (a count of at least 1 per "
+                   "at least 1 ms, or a count of 0 for no rate)",
+                   run.id, c.key, c.rate_count, c.rate_per.count());
+    }
+  }
+  return Status::Ok();
+}
+
 // The 22 run columns in kRunColumns order, as $1..$22.
 void BindRun(Params& p, const Run& r) {
   p.Text(r.id);
@@ -350,8 +482,87 @@ Result<Run> ReadRun(const PGresult* res, int row) {
   r.lease_owner = Str(res, row, 19);
   r.lease_expires_at = OptTime(res, row, 20);
   r.fence = Int64(res, row, 21);
+  r.cancel_requested = View(res, row, 22) == "t";
+  if (!IsNull(res, row, 23)) {
+    AUTOMAN_ASSIGN_OR_RETURN(r.concurrency, DecodeKeys(View(res, row, 23), owner));
+  }
   return r;
 }
+
+Result<std::vector<Run>> ReadRuns(const PGresult* res) {
+  std::vector<Run> out;
+  const int n = store_detail::LibPq().PQntuples(res);
+  out.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    AUTOMAN_ASSIGN_OR_RETURN(Run run, ReadRun(res, i));
+    out.push_back(std::move(run));
+  }
+  return out;
+}
+
+// Column 0 of every row.
+std::vector<std::string> ReadIds(const PGresult* res) {
+  std::vector<std::string> out;
+  const int n = store_detail::LibPq().PQntuples(res);
+  out.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) out.push_back(Str(res, i, 0));
+  return out;
+}
+
+std::vector<RunStatus> AllRunStatuses() {
+  std::vector<RunStatus> out;
+  for (int i = 0; i <= static_cast<int>(RunStatus::kDead); ++i) {
+    out.push_back(static_cast<RunStatus>(i));
+  }
+  return out;
+}
+
+// "('SUCCESS', 'FAILED', ...)": the terminal statuses as an SQL list (constant, so it
+// can be part of a cached statement's text).
+const std::string& TerminalStatusList() {
+  static const std::string kList = [] {
+    std::string out;
+    for (RunStatus st : AllRunStatuses()) {
+      if (!IsTerminal(st)) continue;
+      out += out.empty() ? "(" : ", ";
+      out += fmt::format("'{}'", ToString(st));
+    }
+    return out + ")";
+  }();
+  return kList;
+}
+
+// The advisory lock id of LockKey(key): FNV-1a 64 of "automan:lock-key:" + key, as a
+// signed 64-bit integer. Computed here rather than with a server hash function so that the
+// id is documented and the same on every server version; the prefix keeps the ids apart
+// from other users of advisory locks (kPostgresMigrationLockKey is a fixed id).
+int64_t LockKeyId(std::string_view key) {
+  uint64_t h = 14695981039346656037ULL;
+  auto mix = [&h](std::string_view bytes) {
+    for (unsigned char ch : bytes) {
+      h ^= ch;
+      h *= 1099511628211ULL;
+    }
+  };
+  mix("automan:lock-key:");
+  mix(key);
+  return static_cast<int64_t>(h);
+}
+
+// The tokens in a key's bucket at instant `now_us` (SQL, bigint microseconds): the stored
+// `tokens` plus the refill since `refilled_at`, at most `cap`; a NULL bucket is full.
+// `slots` is the key_slots row, `cap` and `per_ms` the run's rate for the key.
+std::string TokensAt(std::string_view slots, std::string_view cap, std::string_view per_ms,
+                     std::string_view now_us) {
+  return fmt::format(
+      "least({1}::float8, coalesce({0}.tokens + greatest(0, {3} - {0}.refilled_at)::float8 * "
+      "{1} / (greatest({2}, 1) * 1000.0), {1}::float8))",
+      slots, cap, per_ms, now_us);
+}
+
+// Tolerance for the token comparison: a bucket refilled to exactly one token by the
+// floating-point formula above may land a hair below 1.
+constexpr std::string_view kOneToken = "0.999999999";
 
 // ---------------------------------------------------------------------------------------
 // The transaction
@@ -403,26 +614,61 @@ class PostgresTx final : public StoreTx {
     return v;
   }
 
+  // A run without keys is one INSERT; with keys, one statement inserts the run, its
+  // run_keys rows and any missing key_slots rows (only if the run was new). Creating the
+  // slot rows at enqueue means claims find them in place and can lock them up front (see
+  // ListClaimable).
   Status InsertRun(const Run& run) override {
     AUTOMAN_RETURN_IF_ERROR(RequireWrite("InsertRun"));
     AUTOMAN_RETURN_IF_ERROR(ValidateRun(run));
+    AUTOMAN_RETURN_IF_ERROR(ValidateConcurrency(run));
+    static const std::string kValues =
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
+        "$20, $21, $22, $23";
     static const std::string kSql = fmt::format(
-        "INSERT INTO runs ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-        "$13, $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (id) DO NOTHING",
-        kRunColumns);
+        "INSERT INTO runs ({}, cancel_requested) VALUES ({}) ON CONFLICT (id) DO NOTHING",
+        kRunColumns, kValues);
+    static const std::string kWithKeysSql = fmt::format(
+        "WITH r AS (INSERT INTO runs ({}, cancel_requested, has_keys) VALUES ({}, true) "
+        "ON CONFLICT (id) DO NOTHING RETURNING id), "
+        "new_keys AS (INSERT INTO run_keys (run_id, key, lim, rate_count, rate_per_ms) "
+        "SELECT r.id, k.key, k.lim, k.rate_count, k.rate_per_ms FROM r CROSS JOIN "
+        "unnest($24::text[], $25::bigint[], $26::bigint[], $27::bigint[]) "
+        "AS k (key, lim, rate_count, rate_per_ms)), "
+        "new_slots AS (INSERT INTO key_slots (key, running) SELECT k.key, 0 FROM r CROSS JOIN "
+        "unnest($24::text[]) AS k (key) ORDER BY k.key ON CONFLICT (key) DO NOTHING) "
+        "SELECT count(*) FROM r",
+        kRunColumns, kValues);
     Params p;
     BindRun(p, run);
-    auto r = c_.Exec(kSql, p, fmt::format("inserting run {}", run.id));
+    p.Bool(run.cancel_requested);
+    const bool keys = !run.concurrency.empty();
+    if (keys) {
+      std::vector<std::string> names;
+      std::vector<int64_t> lims, counts, pers;
+      for (const ConcurrencyLimit& c : run.concurrency) {
+        names.push_back(c.key);
+        lims.push_back(c.limit);
+        counts.push_back(c.rate_count);
+        pers.push_back(c.rate_per.count());
+      }
+      p.TextArray(names);
+      p.IntArray(lims);
+      p.IntArray(counts);
+      p.IntArray(pers);
+    }
+    auto r = c_.Exec(keys ? kWithKeysSql : kSql, p, fmt::format("inserting run {}", run.id));
     if (!r.ok()) {
       if (r.status().code() == ErrorCode::kNotFound) return VersionMissing(run);
       return r.status();
     }
-    if (Affected(r->get()) == 1) return Status::Ok();
+    if ((keys ? Int64(r->get(), 0, 0) : Affected(r->get())) == 1) return Status::Ok();
     return Error(ErrorCode::kAlreadyExists, "run {} already exists", run.id);
   }
 
   Result<Run> GetRun(std::string_view id) override {
-    static const std::string kSql = fmt::format("SELECT {} FROM runs WHERE id = $1", kRunColumns);
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM runs WHERE id = $1", RunSelectColumns());
     Params p;
     p.Text(id);
     AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(kSql, p, fmt::format("reading run {}", id)));
@@ -434,27 +680,31 @@ class PostgresTx final : public StoreTx {
   Status UpdateRun(const Run& run) override {
     AUTOMAN_RETURN_IF_ERROR(RequireWrite("UpdateRun"));
     AUTOMAN_RETURN_IF_ERROR(ValidateRun(run));
-    // Every column but the key and the fence; the fence is the condition.
-    static const std::string kSql =
-        "UPDATE runs SET runbook_id = $2, runbook_version = $3, status = $4, \"trigger\" = $5, "
-        "triggered_by = $6, params_json = $7, priority = $8, attempt = $9, max_attempts = $10, "
-        "created_at = $11, not_before = $12, started_at = $13, finished_at = $14, "
-        "deadline_at = $15, outputs_json = $16, retry_of = $17, idempotency_key = $18, "
-        "error = $19, lease_owner = $20, lease_expires_at = $21 WHERE id = $1 AND fence = $22";
+    static const std::string kSql = std::string(kUpdateRunSet) + " WHERE id = $1 AND fence = $22";
     Params p;
     BindRun(p, run);
-    auto r = c_.Exec(kSql, p, fmt::format("updating run {}", run.id));
-    if (!r.ok()) {
-      if (r.status().code() == ErrorCode::kNotFound) return VersionMissing(run);
-      return r.status();
+    return FencedUpdate(kSql, p, run, run.fence, "update");
+  }
+
+  Status UpdateRunAdvancingFence(const Run& run, int64_t expected_fence) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("UpdateRunAdvancingFence"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateRun(run));
+    if (run.fence <= expected_fence) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "run {}: the new fencing token {} must be greater than the current {}", run.id,
+                   run.fence, expected_fence);
     }
-    if (Affected(r->get()) == 1) return Status::Ok();
-    return FenceMismatch(run.id, run.fence, "update");
+    static const std::string kSql =
+        std::string(kUpdateRunSet) + ", fence = $22 WHERE id = $1 AND fence = $23";
+    Params p;
+    BindRun(p, run);
+    p.Int(expected_fence);
+    return FencedUpdate(kSql, p, run, expected_fence, "claim");
   }
 
   Result<std::vector<Run>> ListRuns(const RunFilter& f) override {
     AUTOMAN_RETURN_IF_ERROR(ValidateRunFilter(f));
-    std::string sql = fmt::format("SELECT {} FROM runs", kRunColumns);
+    std::string sql = fmt::format("SELECT {} FROM runs", RunSelectColumns());
     Params p;
     auto where = [&](std::string_view column, std::string_view op, std::string_view value) {
       p.Text(value);
@@ -468,14 +718,7 @@ class PostgresTx final : public StoreTx {
     p.Int(f.limit);
     sql += fmt::format(" ORDER BY id DESC LIMIT ${}", p.size());
     AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(sql, p, "listing runs"));
-    std::vector<Run> out;
-    const int n = store_detail::LibPq().PQntuples(r.get());
-    out.reserve(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) {
-      AUTOMAN_ASSIGN_OR_RETURN(Run run, ReadRun(r.get(), i));
-      out.push_back(std::move(run));
-    }
-    return out;
+    return ReadRuns(r.get());
   }
 
   Status CheckFence(std::string_view run_id, int64_t fence) override {
@@ -652,11 +895,361 @@ class PostgresTx final : public StoreTx {
     return out;
   }
 
+  // ---- Queue primitives (store.h). Rows the claim and rescue paths return are locked
+  // FOR UPDATE SKIP LOCKED in write transactions, so concurrent claimers get disjoint runs
+  // without waiting for each other; in a kRead transaction they are plain reads.
+
+  // pg_advisory_xact_lock on LockKeyId(key) (FNV-1a 64 of "automan:lock-key:" + key):
+  // held until the transaction ends; waiting longer than the busy timeout is kUnavailable.
+  // Allowed in a read transaction too (it writes nothing).
+  Status LockKey(std::string_view key) override {
+    Params p;
+    p.Int(LockKeyId(key));
+    return c_
+        .Exec("SELECT pg_advisory_xact_lock($1::bigint)", p, fmt::format("locking key {}", key))
+        .status();
+  }
+
+  Result<std::optional<Run>> FindRunByIdempotencyKey(std::string_view key,
+                                                     Timestamp since) override {
+    static const std::string kSql = fmt::format(
+        "SELECT {} FROM runs WHERE idempotency_key = $1 AND created_at >= $2 "
+        "ORDER BY created_at DESC, id DESC LIMIT 1",
+        RunSelectColumns());
+    Params p;
+    p.Text(key);
+    p.Time(since);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r,
+                             c_.Exec(kSql, p, fmt::format("looking up idempotency key {}", key)));
+    if (store_detail::LibPq().PQntuples(r.get()) == 0) return std::optional<Run>();
+    AUTOMAN_ASSIGN_OR_RETURN(Run run, ReadRun(r.get(), 0));
+    return std::optional<Run>(std::move(run));
+  }
+
+  // One statement: the claimable index (priority DESC, seq) WHERE status = 'PENDING' gives
+  // the order, and a run with keys is dropped when one of its keys is full or out of
+  // tokens (NOT EXISTS over run_keys joined with key_slots), so held-back runs never use
+  // up the LIMIT. Locked rows are skipped before the LIMIT counts them. The OFFSET 0 keeps
+  // the NOT EXISTS a per-row probe of run_keys' primary key, evaluated only for the
+  // candidate rows with keys: without it the planner may turn it into a hashed subplan
+  // that reads all of run_keys (finished runs' keys included) on every claim.
+  Result<std::vector<Run>> ListClaimable(Timestamp now, int limit) override {
+    AUTOMAN_RETURN_IF_ERROR(CheckLimit("claimable run", limit, 1000));
+    static const std::string kWhere = fmt::format(
+        "SELECT {} FROM runs WHERE status = 'PENDING' AND (not_before IS NULL OR not_before <= "
+        "$1::bigint) AND NOT cancel_requested AND (NOT has_keys OR NOT EXISTS (SELECT 1 FROM "
+        "run_keys k JOIN key_slots s ON s.key = k.key WHERE k.run_id = runs.id AND "
+        "(s.running >= k.lim OR (k.rate_count > 0 AND {} < {})) OFFSET 0)) "
+        "ORDER BY priority DESC, seq LIMIT $2",
+        RunSelectColumns(), TokensAt("s", "k.rate_count", "k.rate_per_ms", "$1::bigint"),
+        kOneToken);
+    static const std::string kLocking = kWhere + " FOR UPDATE OF runs SKIP LOCKED";
+    Params p;
+    p.Time(now);
+    p.Int(limit);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r,
+                             c_.Exec(Locking() ? kLocking : kWhere, p, "listing claimable runs"));
+    AUTOMAN_ASSIGN_OR_RETURN(std::vector<Run> runs, ReadRuns(r.get()));
+    if (Locking()) AUTOMAN_RETURN_IF_ERROR(LockSlotRows(runs));
+    return runs;
+  }
+
+  // Locks the key_slots rows of every key of `runs`, in key order, in one statement (none
+  // when no run has keys). A claim then takes slots for its runs one run at a time
+  // (AcquireSlots), and the keys of a batch of runs are not in key order across runs:
+  // without this, two claimers whose batches share keys could each hold a key the other
+  // one waits for (a deadlock, which PostgreSQL breaks only after deadlock_timeout, 1 s by
+  // default, by aborting one claim). With it, a claimer holds all its keys before taking
+  // any slot, and claimers sharing keys queue up instead.
+  Status LockSlotRows(const std::vector<Run>& runs) {
+    std::set<std::string> keys;
+    for (const Run& r : runs) {
+      for (const ConcurrencyLimit& c : r.concurrency) keys.insert(c.key);
+    }
+    if (keys.empty()) return Status::Ok();
+    Params p;
+    p.TextArray(std::vector<std::string>(keys.begin(), keys.end()));
+    return c_
+        .Exec("SELECT 1 FROM key_slots WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE", p,
+              "locking the concurrency keys of claimable runs")
+        .status();
+  }
+
+  // Per key, in key order, one INSERT ... ON CONFLICT DO UPDATE ... WHERE: it creates the
+  // key's row holding this slot, or locks the existing row and takes a slot (and a token)
+  // only if the WHERE holds. A transaction that waited for the row lock evaluates the
+  // WHERE on the newest row version (READ COMMITTED), so concurrent claimers never
+  // overbook a key. Rows are taken in key order; in a claim, ListClaimable has already
+  // locked them all (see LockSlotRows). If a key is unavailable, the slots (and tokens)
+  // taken for the earlier keys are given back and the answer is false; the rows stay
+  // locked until the transaction ends.
+  Result<bool> AcquireSlots(const Run& run, Timestamp now) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("AcquireSlots"));
+    if (run.concurrency.empty()) return true;
+    static const std::string kSql = fmt::format(
+        "INSERT INTO key_slots AS s (key, running, tokens, refilled_at) VALUES ($1, 1, "
+        "CASE WHEN $3::bigint > 0 THEN $3::bigint - 1 END, "
+        "CASE WHEN $3::bigint > 0 THEN $5::bigint END) "
+        "ON CONFLICT (key) DO UPDATE SET running = s.running + 1, "
+        "tokens = CASE WHEN $3::bigint > 0 THEN {0} - 1 ELSE s.tokens END, "
+        "refilled_at = CASE WHEN $3::bigint > 0 THEN greatest(s.refilled_at, $5::bigint) "
+        "ELSE s.refilled_at END "
+        "WHERE s.running < $2::bigint AND ($3::bigint = 0 OR {0} >= {1}) RETURNING 1",
+        TokensAt("s", "$3::bigint", "$4::bigint", "$5::bigint"), kOneToken);
+    static const std::string kUndoSql =
+        "UPDATE key_slots s SET running = greatest(s.running - 1, 0), "
+        "tokens = CASE WHEN u.rated AND s.tokens IS NOT NULL THEN s.tokens + 1 ELSE s.tokens "
+        "END FROM unnest($1::text[], $2::bool[]) AS u (key, rated) WHERE s.key = u.key";
+    std::vector<const ConcurrencyLimit*> keys;
+    for (const ConcurrencyLimit& c : run.concurrency) keys.push_back(&c);
+    std::sort(keys.begin(), keys.end(),
+              [](const ConcurrencyLimit* a, const ConcurrencyLimit* b) { return a->key < b->key; });
+    std::vector<std::string> taken;
+    std::vector<bool> rated;
+    for (const ConcurrencyLimit* c : keys) {
+      Params p;
+      p.Text(c->key);
+      p.Int(c->limit);
+      p.Int(std::max(0, c->rate_count));
+      p.Int(c->rate_per.count());
+      p.Time(now);
+      AUTOMAN_ASSIGN_OR_RETURN(
+          PgResult r,
+          c_.Exec(kSql, p, fmt::format("taking a slot of key {} for run {}", c->key, run.id)));
+      if (store_detail::LibPq().PQntuples(r.get()) == 1) {
+        taken.push_back(c->key);
+        rated.push_back(c->rate_count > 0);
+        continue;
+      }
+      if (!taken.empty()) {
+        Params u;
+        u.TextArray(taken);
+        u.BoolArray(rated);
+        AUTOMAN_RETURN_IF_ERROR(
+            c_.Exec(kUndoSql, u, fmt::format("giving back the slots of run {}", run.id)).status());
+      }
+      return false;
+    }
+    return true;
+  }
+
+  Status ReleaseSlots(const Run& run) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("ReleaseSlots"));
+    if (run.concurrency.empty()) return Status::Ok();
+    // Lock order, as on every path: the run's row, then its key rows in key order. The
+    // run's row comes first although nothing here changes it: a claimer may hold it (in
+    // READ COMMITTED, FOR UPDATE SKIP LOCKED locks the newest version of a row updated
+    // after the claim query's snapshot even when the re-check then drops the row) while
+    // it waits for key rows; a finisher holding those keys and then updating the run
+    // (Queue::Finish releases first) would deadlock with it. The run lock comes from the
+    // one-time filter (an InitPlan, evaluated before key_slots is read).
+    static const std::string kSql =
+        "WITH run AS (SELECT 1 FROM runs WHERE id = $2 FOR NO KEY UPDATE) "
+        "UPDATE key_slots s SET running = greatest(s.running - 1, 0) FROM (SELECT key FROM "
+        "key_slots WHERE key = ANY($1::text[]) AND (SELECT count(*) FROM run) >= 0 "
+        "ORDER BY key FOR UPDATE) AS l WHERE s.key = l.key";
+    std::vector<std::string> keys;
+    for (const ConcurrencyLimit& c : run.concurrency) keys.push_back(c.key);
+    Params p;
+    p.TextArray(keys);
+    p.Text(run.id);
+    return c_.Exec(kSql, p, fmt::format("releasing the slots of run {}", run.id)).status();
+  }
+
+  // The table lock waits for the transactions that are changing slot counts (claims and
+  // releases) and keeps new ones out until this transaction ends, so the count computed
+  // by the next statement (a new snapshot: READ COMMITTED) is exact when it commits.
+  Status RecountSlots() override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("RecountSlots"));
+    AUTOMAN_RETURN_IF_ERROR(
+        c_.Exec("LOCK TABLE key_slots IN EXCLUSIVE MODE", "recounting key slots").status());
+    return c_
+        .Exec(
+            "WITH held AS (SELECT k.key, count(*) AS n FROM run_keys k JOIN runs r ON r.id = "
+            "k.run_id WHERE r.status IN ('RUNNING', 'WAITING') GROUP BY k.key), "
+            "idle AS (UPDATE key_slots s SET running = 0 WHERE s.running <> 0 AND NOT EXISTS "
+            "(SELECT 1 FROM held WHERE held.key = s.key)) "
+            "INSERT INTO key_slots (key, running) SELECT key, n FROM held "
+            "ON CONFLICT (key) DO UPDATE SET running = EXCLUDED.running",
+            "recounting key slots")
+        .status();
+  }
+
+  Result<std::vector<Run>> ListExpiredLeases(Timestamp now, int limit) override {
+    AUTOMAN_RETURN_IF_ERROR(CheckLimit("expired lease", limit, 1000));
+    static const std::string kWhere = fmt::format(
+        "SELECT {} FROM runs WHERE status IN ('RUNNING', 'WAITING') AND lease_expires_at < $1 "
+        "ORDER BY lease_expires_at, id LIMIT $2",
+        RunSelectColumns());
+    static const std::string kLocking = kWhere + " FOR UPDATE OF runs SKIP LOCKED";
+    Params p;
+    p.Time(now);
+    p.Int(limit);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r,
+                             c_.Exec(Locking() ? kLocking : kWhere, p, "listing expired leases"));
+    return ReadRuns(r.get());
+  }
+
+  Result<std::optional<Timestamp>> NextNotBefore(Timestamp now) override {
+    Params p;
+    p.Time(now);
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult r, c_.Exec("SELECT min(not_before) FROM runs WHERE status = 'PENDING' AND "
+                            "not_before > $1",
+                            p, "finding the next delayed run"));
+    return OptTime(r.get(), 0, 0);
+  }
+
+  Result<bool> RenewLease(std::string_view run_id, int64_t fence, Timestamp expires_at) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("RenewLease"));
+    Params p;
+    p.Text(run_id);
+    p.Int(fence);
+    p.Time(expires_at);
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult r, c_.Exec("UPDATE runs SET lease_expires_at = $3 WHERE id = $1 AND fence = $2 "
+                            "AND status IN ('RUNNING', 'WAITING') RETURNING cancel_requested",
+                            p, fmt::format("renewing the lease of run {}", run_id)));
+    if (store_detail::LibPq().PQntuples(r.get()) == 1) return View(r.get(), 0, 0) == "t";
+    return FenceMismatch(run_id, fence, "lease renewal");
+  }
+
+  Status RequestCancel(std::string_view run_id) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("RequestCancel"));
+    Params p;
+    p.Text(run_id);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r,
+                             c_.Exec("UPDATE runs SET cancel_requested = true WHERE id = $1", p,
+                                     fmt::format("requesting cancellation of run {}", run_id)));
+    if (Affected(r.get()) == 0) return RunMissing(run_id);
+    return Status::Ok();
+  }
+
+  Result<std::vector<std::string>> ListCancelRequested(std::string_view lease_owner) override {
+    Params p;
+    p.Text(lease_owner);
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult r, c_.Exec("SELECT id FROM runs WHERE cancel_requested AND lease_owner = $1 AND "
+                            "status IN ('RUNNING', 'WAITING') ORDER BY id",
+                            p, fmt::format("listing cancellations for {}", lease_owner)));
+    return ReadIds(r.get());
+  }
+
+  Result<std::map<RunStatus, int64_t>> CountRunsByStatus() override {
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r,
+                             c_.Exec("SELECT status, count(*) FROM runs GROUP BY status", Params(),
+                                     "counting runs by status"));
+    std::map<RunStatus, int64_t> out;
+    for (RunStatus st : AllRunStatuses()) out[st] = 0;
+    for (int i = 0, n = store_detail::LibPq().PQntuples(r.get()); i < n; ++i) {
+      AUTOMAN_ASSIGN_OR_RETURN(RunStatus st, ParseName(ParseRunStatus(View(r.get(), i, 0)),
+                                                       View(r.get(), i, 0), "status", "runs"));
+      out[st] = Int64(r.get(), i, 1);
+    }
+    return out;
+  }
+
+  // Age alone walks terminal runs by finished_at; a count per runbook numbers each
+  // runbook's terminal runs newest first (a window over them). Terminal runs without
+  // finished_at are never pruned.
+  Result<std::vector<std::string>> ListPrunable(std::optional<Timestamp> finished_before,
+                                                std::optional<int> keep_per_runbook,
+                                                int limit) override {
+    AUTOMAN_RETURN_IF_ERROR(CheckLimit("prunable run", limit, 10000));
+    if (keep_per_runbook && *keep_per_runbook < 0) {
+      return Error(ErrorCode::kInvalidArgument, "runs to keep per runbook {} is negative",
+                   *keep_per_runbook);
+    }
+    if (!finished_before && !keep_per_runbook) return std::vector<std::string>();
+    static const std::string kByAge = fmt::format(
+        "SELECT id FROM runs WHERE status IN {} AND finished_at < $1 "
+        "ORDER BY finished_at, id LIMIT $2",
+        TerminalStatusList());
+    static const std::string kByCount = fmt::format(
+        "SELECT id FROM (SELECT id, finished_at, row_number() OVER (PARTITION BY runbook_id "
+        "ORDER BY finished_at DESC, id DESC) AS newer FROM runs WHERE status IN {} AND "
+        "finished_at IS NOT NULL) AS t WHERE newer > $2::bigint OR finished_at < $1::bigint "
+        "ORDER BY finished_at, id LIMIT $3",
+        TerminalStatusList());
+    Params p;
+    p.OptTime(finished_before);
+    if (keep_per_runbook) p.Int(*keep_per_runbook);
+    p.Int(limit);
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult r, c_.Exec(keep_per_runbook ? kByCount : kByAge, p, "listing prunable runs"));
+    return ReadIds(r.get());
+  }
+
+  // The runs are locked (in id order) and checked first, so a refusal sends no DELETE and
+  // leaves the transaction usable; then one statement deletes the children and the runs
+  // (the foreign keys are checked at its end, when the children are gone).
+  Status DeleteRuns(std::span<const std::string> ids) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("DeleteRuns"));
+    if (ids.empty()) return Status::Ok();
+    Params p;
+    p.TextArray(std::vector<std::string>(ids.begin(), ids.end()));
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult locked,
+        c_.Exec("SELECT id, status FROM runs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", p,
+                "locking runs to delete"));
+    for (int i = 0, n = store_detail::LibPq().PQntuples(locked.get()); i < n; ++i) {
+      const std::optional<RunStatus> st = ParseRunStatus(View(locked.get(), i, 1));
+      if (!st || !IsTerminal(*st)) {
+        return Error(ErrorCode::kFailedPrecondition,
+                     "run {} is {}, not terminal: only finished runs are deleted (nothing was "
+                     "deleted)",
+                     View(locked.get(), i, 0), View(locked.get(), i, 1));
+      }
+    }
+    return c_
+        .Exec(
+            "WITH l AS (DELETE FROM log_lines WHERE run_id = ANY($1::text[])), "
+            "s AS (DELETE FROM step_runs WHERE run_id = ANY($1::text[])), "
+            "a AS (DELETE FROM attempts WHERE run_id = ANY($1::text[])), "
+            "k AS (DELETE FROM run_keys WHERE run_id = ANY($1::text[])) "
+            "DELETE FROM runs WHERE id = ANY($1::text[])",
+            p, fmt::format("deleting {} runs", ids.size()))
+        .status();
+  }
+
  private:
   Status RequireWrite(std::string_view op) const {
     if (mode_ != Store::TxMode::kRead) return Status::Ok();
     return Error(ErrorCode::kFailedPrecondition,
                  "{} called in a read transaction; use Store::TxMode::kWrite", op);
+  }
+
+  // Every run column but the key and the fence, as $2..$21 of BindRun; never
+  // cancel_requested, has_keys or seq (see store.h: RequestCancel sets the flag, enqueue
+  // fixes the keys).
+  static constexpr std::string_view kUpdateRunSet =
+      "UPDATE runs SET runbook_id = $2, runbook_version = $3, status = $4, \"trigger\" = $5, "
+      "triggered_by = $6, params_json = $7, priority = $8, attempt = $9, max_attempts = $10, "
+      "created_at = $11, not_before = $12, started_at = $13, finished_at = $14, "
+      "deadline_at = $15, outputs_json = $16, retry_of = $17, idempotency_key = $18, "
+      "error = $19, lease_owner = $20, lease_expires_at = $21";
+
+  // Runs an UPDATE of one run conditioned on its fence being `fence` (PostgreSQL re-checks
+  // the condition on the newest row version after waiting for a concurrent writer).
+  Status FencedUpdate(const std::string& sql, const Params& p, const Run& run, int64_t fence,
+                      std::string_view op) {
+    auto r = c_.Exec(sql, p, fmt::format("updating run {}", run.id));
+    if (!r.ok()) {
+      if (r.status().code() == ErrorCode::kNotFound) return VersionMissing(run);
+      return r.status();
+    }
+    if (Affected(r->get()) == 1) return Status::Ok();
+    return FenceMismatch(run.id, fence, op);
+  }
+
+  // Whether reads of the claim and rescue paths lock their rows (FOR UPDATE is refused in
+  // a read-only transaction).
+  bool Locking() const { return mode_ != Store::TxMode::kRead; }
+
+  static Status CheckLimit(std::string_view what, int limit, int max) {
+    if (limit >= 1 && limit <= max) return Status::Ok();
+    return Error(ErrorCode::kInvalidArgument, "{} limit {} is out of range 1..{}", what, limit,
+                 max);
   }
 
   Status RunMissing(std::string_view run_id) const {
@@ -799,6 +1392,167 @@ class PostgresTx final : public StoreTx {
 // ---------------------------------------------------------------------------------------
 // The store
 
+namespace {
+
+// How to open a connection: what a Store and its queue listeners share (each listener
+// keeps its own copy, so it may outlive the Store).
+struct ConnectSpec {
+  std::string url;       // as given (with the password): only for connecting
+  std::string describe;  // redacted
+  std::vector<std::string> secrets;
+  StoreOptions options;
+};
+
+// `secrets` must outlive the connection (its messages are scrubbed with them).
+Result<std::unique_ptr<Connection>> OpenConnection(const ConnectSpec& spec,
+                                                   const std::vector<std::string>* secrets) {
+  const int64_t busy_ms = spec.options.busy_timeout.count();
+  const std::string connect_timeout = std::to_string(std::max<int64_t>(2, (busy_ms + 999) / 1000));
+  // Keywords before "dbname" are defaults the URL may override.
+  const char* keys[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
+  const char* values[] = {connect_timeout.c_str(), "automan", spec.url.c_str(), nullptr};
+  PGconn* raw = store_detail::LibPq().PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (raw == nullptr) return Error(ErrorCode::kResourceExhausted, "libpq: out of memory");
+  auto c = std::make_unique<Connection>(raw, secrets);
+  if (store_detail::LibPq().PQstatus(raw) != CONNECTION_OK) {
+    return Error(ErrorCode::kUnavailable, "cannot connect to {}: {}", spec.describe,
+                 Scrub(TrimMessage(store_detail::LibPq().PQerrorMessage(raw)), *secrets));
+  }
+  store_detail::LibPq().PQsetNoticeProcessor(raw, IgnoreNotice, nullptr);
+  const std::string settings = fmt::format(
+      "SET lock_timeout = {}; SET synchronous_commit = {}; SET client_min_messages = warning",
+      std::max<int64_t>(1, busy_ms), spec.options.durability == Durability::kFull ? "on" : "off");
+  AUTOMAN_RETURN_IF_ERROR(c->Exec(settings, "configuring the connection").status());
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------
+// Queue wake-ups: LISTEN/NOTIFY
+
+// One channel for every automan database on a server; the payload is the schema the
+// notifying store's tables live in (current_schema()), and a listener ignores other
+// schemas' notifications, so stores in different schemas of one database (the tests do
+// that) do not wake each other.
+constexpr std::string_view kQueueChannel = "automan_queue";
+
+// A dedicated connection that LISTENs (a pooled connection could not: notifications
+// arrive only between transactions, and the pool hands connections to anyone). Wait
+// polls the connection's socket together with an eventfd that Wake() signals. A broken
+// connection is replaced inside Wait, which then returns true because notifications may
+// have been missed: the caller re-polls the queue. Reconnection attempts back off from
+// 100 ms to 5 s; each may block Wait for up to the connect timeout (the busy timeout, at
+// least 2 s).
+//
+// Thread safety: Wake() may be called from any thread, at any time; Wait() from one
+// thread at a time.
+class PostgresQueueListener final : public QueueListener {
+ public:
+  static Result<std::unique_ptr<QueueListener>> Open(ConnectSpec spec) {
+    std::unique_ptr<PostgresQueueListener> l(new PostgresQueueListener(std::move(spec)));
+    if (l->wake_fd_ < 0) {
+      return Error(ErrorCode::kResourceExhausted, "queue listener for {}: eventfd: {}",
+                   l->spec_.describe, std::strerror(errno));
+    }
+    AUTOMAN_RETURN_IF_ERROR(l->Connect());
+    return std::unique_ptr<QueueListener>(std::move(l));
+  }
+
+  ~PostgresQueueListener() override {
+    conn_.reset();
+    if (wake_fd_ >= 0) close(wake_fd_);
+  }
+
+  bool Wait(milliseconds timeout) override {
+    const auto deadline = steady_clock::now() + std::max(timeout, milliseconds(0));
+    while (true) {
+      bool fired = DrainWake();
+      if (conn_ != nullptr) {
+        bool broken = false;
+        fired = TakeNotifications(&broken) || fired;
+        if (broken) {
+          conn_.reset();
+          backoff_ = milliseconds(0);
+          next_attempt_ = steady_clock::now();
+          fired = true;  // notifications may have been lost: re-poll
+        }
+      } else if (steady_clock::now() >= next_attempt_) {
+        if (Connect().ok()) {
+          backoff_ = milliseconds(0);
+          fired = true;
+        } else {
+          backoff_ = std::clamp(backoff_ * 2, kMinBackoff, kMaxBackoff);
+          next_attempt_ = steady_clock::now() + backoff_;
+        }
+      }
+      if (fired) return true;
+      const auto now = steady_clock::now();
+      if (now >= deadline) return false;
+      const auto until = conn_ != nullptr ? deadline : std::min(deadline, next_attempt_);
+      pollfd fds[2] = {
+          {wake_fd_, POLLIN, 0},
+          {conn_ != nullptr ? store_detail::LibPq().PQsocket(conn_->raw()) : -1, POLLIN, 0}};
+      const auto wait =
+          std::chrono::ceil<milliseconds>(std::max(until - now, steady_clock::duration(0)));
+      (void)poll(fds, 2, static_cast<int>(std::min<int64_t>(wait.count(), INT32_MAX)));
+    }
+  }
+
+  void Wake() override {
+    const uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof one);
+  }
+
+ private:
+  static constexpr milliseconds kMinBackoff{100};
+  static constexpr milliseconds kMaxBackoff{5000};
+
+  explicit PostgresQueueListener(ConnectSpec spec)
+      : spec_(std::move(spec)), wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+  Status Connect() {
+    conn_.reset();
+    AUTOMAN_ASSIGN_OR_RETURN(std::unique_ptr<Connection> c, OpenConnection(spec_, &spec_.secrets));
+    const std::string what = fmt::format("listening for queue notifications on {}", spec_.describe);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c->Exec("SELECT coalesce(current_schema(), '')", what));
+    schema_ = Str(r.get(), 0, 0);
+    AUTOMAN_RETURN_IF_ERROR(c->Exec(fmt::format("LISTEN {}", kQueueChannel), what).status());
+    conn_ = std::move(c);
+    return Status::Ok();
+  }
+
+  // True when Wake() was called since the last drain.
+  bool DrainWake() {
+    uint64_t n = 0;
+    return read(wake_fd_, &n, sizeof n) == static_cast<ssize_t>(sizeof n) && n > 0;
+  }
+
+  // Reads what the server sent and takes every notification (coalesced): true if one was
+  // for this schema. Sets *broken when the connection is gone.
+  bool TakeNotifications(bool* broken) {
+    const store_detail::LibPqApi& pq = store_detail::LibPq();
+    PGconn* raw = conn_->raw();
+    if (pq.PQconsumeInput(raw) == 0 || pq.PQstatus(raw) != CONNECTION_OK) {
+      *broken = true;
+      return false;
+    }
+    bool ours = false;
+    while (PGnotify* n = pq.PQnotifies(raw)) {
+      if (n->extra != nullptr && schema_ == n->extra) ours = true;
+      pq.PQfreemem(n);
+    }
+    return ours;
+  }
+
+  ConnectSpec spec_;
+  int wake_fd_;
+  std::unique_ptr<Connection> conn_;  // null while disconnected
+  std::string schema_;                // the payload of this store's notifications
+  milliseconds backoff_{0};
+  steady_clock::time_point next_attempt_{};
+};
+
+}  // namespace
+
 struct PostgresStore::Impl {
   std::string url;       // as given (with the password): only for connecting
   std::string describe;  // redacted
@@ -809,27 +1563,9 @@ struct PostgresStore::Impl {
   // Set up by Open once the URL is known to work.
   std::optional<store_detail::ConnectionPool<Connection>> pool;
 
-  Result<std::unique_ptr<Connection>> Connect() {
-    const int64_t busy_ms = options.busy_timeout.count();
-    const std::string connect_timeout =
-        std::to_string(std::max<int64_t>(2, (busy_ms + 999) / 1000));
-    // Keywords before "dbname" are defaults the URL may override.
-    const char* keys[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
-    const char* values[] = {connect_timeout.c_str(), "automan", url.c_str(), nullptr};
-    PGconn* raw = store_detail::LibPq().PQconnectdbParams(keys, values, /*expand_dbname=*/1);
-    if (raw == nullptr) return Error(ErrorCode::kResourceExhausted, "libpq: out of memory");
-    auto c = std::make_unique<Connection>(raw, &secrets);
-    if (store_detail::LibPq().PQstatus(raw) != CONNECTION_OK) {
-      return Error(ErrorCode::kUnavailable, "cannot connect to {}: {}", describe,
-                   Scrub(TrimMessage(store_detail::LibPq().PQerrorMessage(raw)), secrets));
-    }
-    store_detail::LibPq().PQsetNoticeProcessor(raw, IgnoreNotice, nullptr);
-    const std::string settings = fmt::format(
-        "SET lock_timeout = {}; SET synchronous_commit = {}; SET client_min_messages = warning",
-        std::max<int64_t>(1, busy_ms), options.durability == Durability::kFull ? "on" : "off");
-    AUTOMAN_RETURN_IF_ERROR(c->Exec(settings, "configuring the connection").status());
-    return c;
-  }
+  ConnectSpec Spec() const { return ConnectSpec{url, describe, secrets, options}; }
+
+  Result<std::unique_ptr<Connection>> Connect() { return OpenConnection(Spec(), &secrets); }
 
   Result<std::unique_ptr<Connection>> Acquire(steady_clock::time_point deadline) {
     return pool->Acquire(deadline);
@@ -998,6 +1734,24 @@ Result<std::string> PostgresStore::Setting(std::string_view name) {
   AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c->Exec(fmt::format("SHOW {}", name)));
   if (store_detail::LibPq().PQntuples(r.get()) == 0) return std::string();
   return Str(r.get(), 0, 0);
+}
+
+// Outside any transaction, on a pooled connection: one round trip. NOTIFY gives its
+// transaction an id and a commit record, so the notifying transaction commits with
+// synchronous_commit off (a wake-up lost to a server crash costs one polling interval).
+Status PostgresStore::NotifyQueue() {
+  AUTOMAN_ASSIGN_OR_RETURN(std::unique_ptr<Connection> borrowed,
+                           impl_->Acquire(steady_clock::now() + impl_->options.busy_timeout));
+  Lease<Impl> c(*impl_, std::move(borrowed));
+  static const std::string kSql = fmt::format(
+      "BEGIN; SET LOCAL synchronous_commit = off; "
+      "SELECT pg_notify('{}', coalesce(current_schema(), '')); COMMIT",
+      kQueueChannel);
+  return c->Exec(kSql, "notifying queue listeners").status();
+}
+
+Result<std::unique_ptr<QueueListener>> PostgresStore::ListenQueue() {
+  return PostgresQueueListener::Open(impl_->Spec());
 }
 
 }  // namespace automan

@@ -37,6 +37,21 @@
 // `pg_advisory_xact_lock`, so processes opening at the same time migrate once.
 // Unqualified table names: the tables live in the first schema of the search_path.
 //
+// Queue primitives (store.h): ListClaimable and ListExpiredLeases lock the rows they
+// return FOR UPDATE SKIP LOCKED (concurrent claimers get disjoint runs without waiting),
+// and ListClaimable also locks the key_slots rows of the returned runs' keys in key order,
+// so claimers sharing keys queue up instead of deadlocking. AcquireSlots takes each key
+// with one INSERT ... ON CONFLICT DO UPDATE ... WHERE running < limit, which re-checks the
+// limit on the newest row version after waiting for another transaction's row lock.
+// LockKey is pg_advisory_xact_lock on a 64-bit FNV-1a hash of "automan:lock-key:" + key.
+// Statements with parameters are prepared once per connection.
+//
+// Wake-ups: NotifyQueue runs pg_notify('automan_queue', current_schema()) on a pooled
+// connection in its own transaction (synchronous_commit off). ListenQueue opens a
+// dedicated connection that LISTENs; its Wait polls that socket and an eventfd (Wake),
+// ignores notifications of other schemas, and reconnects (with backoff) when the
+// connection breaks, returning true so that the caller re-polls.
+//
 // Text: PostgreSQL text must be valid UTF-8 without NUL characters (a UTF8 database);
 // other bytes are refused with kInvalidArgument.
 //
@@ -68,6 +83,8 @@ class PostgresStore final : public Store {
   // "postgresql://HOST:PORT/DB" (no user, password or parameters).
   std::string Describe() const override;
   int SchemaVersion() const override;
+  Status NotifyQueue() override;
+  Result<std::unique_ptr<QueueListener>> ListenQueue() override;
 
   // The value of a server setting (`SHOW name`) on a pooled connection, for diagnostics
   // and tests. kInvalidArgument for a name that is not [a-z_]+.

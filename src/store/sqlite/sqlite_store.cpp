@@ -1,22 +1,33 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <poll.h>
 #include <sqlite3.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <climits>
 #include <condition_variable>
+#include <cstddef>
+#include <cstring>
+#include <deque>
+#include <exception>
 #include <filesystem>
 #include <mutex>
 #include <optional>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -142,6 +153,7 @@ class Stmt {
       Null(i);
     }
   }
+  void Double(int i, double v) { Check(sqlite3_bind_double(st_, i, v)); }
   void Null(int i) { Check(sqlite3_bind_null(st_, i)); }
 
   // SQLITE_ROW, SQLITE_DONE or an error code (including a failed bind).
@@ -301,11 +313,11 @@ Result<std::unique_ptr<Connection>> OpenConnection(const std::string& path,
   sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, nullptr);
   sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, nullptr);
   std::string_view sync = options.durability == Durability::kFull ? "FULL" : "NORMAL";
-  AUTOMAN_RETURN_IF_ERROR(
-      conn->ExecScript(fmt::format("PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; "
-                                   "PRAGMA journal_size_limit = 67108864;",
-                                   sync),
-                       "configuring the connection"));
+  AUTOMAN_RETURN_IF_ERROR(conn->ExecScript(
+      fmt::format("PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; "
+                  "PRAGMA journal_size_limit = 67108864; PRAGMA temp_store = MEMORY;",
+                  sync),
+      "configuring the connection"));
   return conn;
 }
 
@@ -354,6 +366,10 @@ constexpr std::string_view kRunColumns =
     "priority, attempt, max_attempts, created_at, not_before, started_at, finished_at, "
     "deadline_at, outputs_json, retry_of, idempotency_key, error, lease_owner, "
     "lease_expires_at, fence";
+
+// What a read selects: kRunColumns, then the queue's columns that InsertRun writes and
+// UpdateRun leaves alone (ReadRun's columns 22 and 23).
+const std::string kRunReadColumns = fmt::format("{}, cancel_requested, key_count", kRunColumns);
 
 // Binds the 22 run columns in kRunColumns order to parameters ?1..?22. The JSON texts are
 // passed in so that they outlive the statement's use.
@@ -414,7 +430,74 @@ Result<Run> ReadRun(const Stmt& st) {
   r.lease_owner = st.Str(19);
   r.lease_expires_at = st.OptTime(20);
   r.fence = st.Int64(21);
+  r.cancel_requested = st.Int64(22) != 0;
   return r;
+}
+
+// The number of run_keys rows of the run ReadRun just read (0: no need to read them).
+int64_t KeyCountOf(const Stmt& st) { return st.Int64(23); }
+
+// Statuses as SQL string literals, for conditions that must name them literally (a partial
+// index is used only when the query's WHERE implies the index's).
+std::string StatusList(bool (*pred)(RunStatus)) {
+  std::vector<std::string> names;
+  for (int i = 0; i <= static_cast<int>(RunStatus::kDead); ++i) {
+    auto s = static_cast<RunStatus>(i);
+    if (pred(s)) names.push_back(fmt::format("'{}'", ToString(s)));
+  }
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+const std::string& TerminalStatuses() {
+  static const std::string kList = StatusList(&IsTerminal);
+  return kList;
+}
+
+// Checks a run's concurrency rules before they are stored or used (see ConcurrencyLimit).
+Status ValidateConcurrency(const Run& run) {
+  for (size_t i = 0; i < run.concurrency.size(); ++i) {
+    const ConcurrencyLimit& k = run.concurrency[i];
+    if (k.key.empty()) {
+      return Error(ErrorCode::kInvalidArgument, "run {}: concurrency key {} is empty", run.id,
+                   i + 1);
+    }
+    if (k.limit < 1) {
+      return Error(ErrorCode::kInvalidArgument, "run {}: concurrency key {}: limit {} is below 1",
+                   run.id, k.key, k.limit);
+    }
+    if (k.rate_count < 0) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "run {}: concurrency key {}: rate count {} is negative", run.id, k.key,
+                   k.rate_count);
+    }
+    if (k.rate_count > 0 && k.rate_per.count() < 1) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "run {}: concurrency key {}: a rate of {} needs a period of at least 1 ms "
+                   "(got {} ms)",
+                   run.id, k.key, k.rate_count, k.rate_per.count());
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (run.concurrency[j].key == k.key) {
+        return Error(ErrorCode::kInvalidArgument, "run {}: concurrency key {} appears twice",
+                     run.id, k.key);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// Token buckets. A key's bucket holds at most rate_count tokens and gains rate_count per
+// rate_per, continuously; `tokens` were there at `refilled_at` (no row, or NULL: full).
+// ListClaimable computes the same expression in SQL, in the same order of operations, so
+// both agree on whether a token is there.
+constexpr double kTokenEpsilon = 1e-9;  // absorbs rounding of fractional refills
+
+double TokensAt(std::optional<double> tokens, std::optional<int64_t> refilled_at,
+                const ConcurrencyLimit& k, int64_t now_us) {
+  if (!tokens || !refilled_at) return k.rate_count;
+  const int64_t elapsed = std::max<int64_t>(0, now_us - *refilled_at);
+  const double refill = (static_cast<double>(elapsed) * 1.0 * k.rate_count) /
+                        (static_cast<double>(k.rate_per.count()) * 1000.0);
+  return std::min<double>(k.rate_count, *tokens + refill);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -478,37 +561,33 @@ class SqliteTx final : public StoreTx {
   Status InsertRun(const Run& run) override {
     AUTOMAN_RETURN_IF_ERROR(RequireWrite("InsertRun"));
     AUTOMAN_RETURN_IF_ERROR(ValidateRun(run));
+    AUTOMAN_RETURN_IF_ERROR(ValidateConcurrency(run));
     const std::string params = EncodeRunParams(run.params);
     const std::string outputs = EncodeRunOutputs(run.outputs);
-    static const std::string kSql = fmt::format(
-        "INSERT INTO runs ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-        "?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
-        kRunColumns);
-    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
-    Stmt st(raw);
-    BindRun(st, run, params, outputs);
-    int rc = st.Step();
-    if (rc == SQLITE_DONE) return Status::Ok();
-    if (CodeFor(rc) == ErrorCode::kAlreadyExists) {
-      return Error(ErrorCode::kAlreadyExists, "run {} already exists", run.id);
+    if (run.concurrency.empty()) return InsertRunRow(run, params, outputs);
+    // The run and its keys, all or nothing within the caller's transaction.
+    AUTOMAN_RETURN_IF_ERROR(c_.Exec("SAVEPOINT insert_run"));
+    Status s = InsertRunRow(run, params, outputs);
+    if (s.ok()) s = InsertRunKeys(run);
+    if (!s.ok()) {
+      // Fails harmlessly when SQLite already rolled the whole transaction back.
+      (void)c_.Exec("ROLLBACK TO insert_run");
+      (void)c_.Exec("RELEASE insert_run");
+      return s;
     }
-    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
-      return Error(ErrorCode::kNotFound,
-                   "run {}: runbook version {} is not stored (PutRunbookVersion first)", run.id,
-                   run.runbook_version);
-    }
-    return SqliteStatus(rc, c_.db(), fmt::format("inserting run {}", run.id));
+    return c_.Exec("RELEASE insert_run");
   }
 
   Result<Run> GetRun(std::string_view id) override {
-    static const std::string kSql = fmt::format("SELECT {} FROM runs WHERE id = ?1", kRunColumns);
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM runs WHERE id = ?1", kRunReadColumns);
     AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
     Stmt st(raw);
     st.TextRef(1, id);
     int rc = st.Step();
     if (rc == SQLITE_DONE) return Error(ErrorCode::kNotFound, "run {} does not exist", id);
     if (rc != SQLITE_ROW) return SqliteStatus(rc, c_.db(), fmt::format("reading run {}", id));
-    return ReadRun(st);
+    return ReadFullRun(st);
   }
 
   Status UpdateRun(const Run& run) override {
@@ -541,9 +620,46 @@ class SqliteTx final : public StoreTx {
     return FenceMismatch(run.id, run.fence, "update");
   }
 
+  Status UpdateRunAdvancingFence(const Run& run, int64_t expected_fence) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("UpdateRunAdvancingFence"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateRun(run));
+    if (run.fence <= expected_fence) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "run {}: the new fencing token {} must be greater than the current {}", run.id,
+                   run.fence, expected_fence);
+    }
+    const std::string params = EncodeRunParams(run.params);
+    const std::string outputs = EncodeRunOutputs(run.outputs);
+    // As UpdateRun, and the fence moves on: ?22 is the new one, ?23 the expected one.
+    constexpr std::string_view kSql =
+        "UPDATE runs SET runbook_id = ?2, runbook_version = ?3, status = ?4, \"trigger\" = ?5, "
+        "triggered_by = ?6, params_json = ?7, priority = ?8, attempt = ?9, max_attempts = ?10, "
+        "created_at = ?11, not_before = ?12, started_at = ?13, finished_at = ?14, "
+        "deadline_at = ?15, outputs_json = ?16, retry_of = ?17, idempotency_key = ?18, "
+        "error = ?19, lease_owner = ?20, lease_expires_at = ?21, fence = ?22 "
+        "WHERE id = ?1 AND fence = ?23";
+    {
+      AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+      Stmt st(raw);
+      BindRun(st, run, params, outputs);
+      st.Int(23, expected_fence);
+      int rc = st.Step();
+      if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        return Error(ErrorCode::kNotFound,
+                     "run {}: runbook version {} is not stored (PutRunbookVersion first)", run.id,
+                     run.runbook_version);
+      }
+      if (rc != SQLITE_DONE) {
+        return SqliteStatus(rc, c_.db(), fmt::format("claiming run {}", run.id));
+      }
+      if (sqlite3_changes(c_.db()) == 1) return Status::Ok();
+    }
+    return FenceMismatch(run.id, expected_fence, "claim");
+  }
+
   Result<std::vector<Run>> ListRuns(const RunFilter& f) override {
     AUTOMAN_RETURN_IF_ERROR(ValidateRunFilter(f));
-    std::string sql = fmt::format("SELECT {} FROM runs", kRunColumns);
+    std::string sql = fmt::format("SELECT {} FROM runs", kRunReadColumns);
     std::vector<std::string_view> args;
     auto where = [&](std::string_view cond, std::string_view value) {
       sql += args.empty() ? " WHERE " : " AND ";
@@ -561,14 +677,7 @@ class SqliteTx final : public StoreTx {
     int i = 1;
     for (std::string_view a : args) st.TextRef(i++, a);
     st.Int(i, f.limit);
-    std::vector<Run> out;
-    int rc;
-    while ((rc = st.Step()) == SQLITE_ROW) {
-      AUTOMAN_ASSIGN_OR_RETURN(Run r, ReadRun(st));
-      out.push_back(std::move(r));
-    }
-    if (rc != SQLITE_DONE) return SqliteStatus(rc, c_.db(), "listing runs");
-    return out;
+    return ReadRuns(st, "listing runs");
   }
 
   Status CheckFence(std::string_view run_id, int64_t fence) override {
@@ -762,7 +871,503 @@ class SqliteTx final : public StoreTx {
     return out;
   }
 
+  // ---- Queue primitives
+
+  // SQLite's write transactions are serial (one writer per database file, and one batch
+  // per Store under group commit), so a check-then-insert is already atomic.
+  Status LockKey(std::string_view) override { return Status::Ok(); }
+
+  Result<std::optional<Run>> FindRunByIdempotencyKey(std::string_view key,
+                                                     Timestamp since) override {
+    static const std::string kSql = fmt::format(
+        "SELECT {} FROM runs INDEXED BY runs_idempotency WHERE idempotency_key = ?1 "
+        "AND created_at >= ?2 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        kRunReadColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    st.TextRef(1, key);
+    st.Time(2, since);
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) return std::optional<Run>();
+    if (rc != SQLITE_ROW) {
+      return SqliteStatus(rc, c_.db(), fmt::format("looking up idempotency key \"{}\"", key));
+    }
+    AUTOMAN_ASSIGN_OR_RETURN(Run r, ReadFullRun(st));
+    return std::optional<Run>(std::move(r));
+  }
+
+  Result<std::vector<Run>> ListClaimable(Timestamp now, int limit) override {
+    AUTOMAN_RETURN_IF_ERROR(CheckLimit("claimable run list", limit, 1000));
+    // Walks runs_claimable in (priority DESC, rowid) order and stops after `limit` hits.
+    // A run with keys is skipped when one of them is full or has no token at ?1; the key
+    // check is a lookup by primary key in run_keys and key_slots per candidate, and runs
+    // without keys (key_count = 0) skip it.
+    static const std::string kSql = fmt::format(
+        "SELECT {} FROM runs AS r INDEXED BY runs_claimable WHERE r.status = 'PENDING' "
+        "AND r.cancel_requested = 0 "
+        "AND (r.not_before IS NULL OR r.not_before <= ?1) "
+        "AND (r.key_count = 0 OR NOT EXISTS (SELECT 1 FROM run_keys AS k "
+        "LEFT JOIN key_slots AS s ON s.key = k.key WHERE k.run_id = r.id "
+        "AND (coalesce(s.running, 0) >= k.lim OR (k.rate_count > 0 AND s.tokens IS NOT NULL "
+        "AND s.refilled_at IS NOT NULL AND s.tokens + (max(0, ?1 - s.refilled_at) * 1.0 * "
+        "k.rate_count) / (k.rate_per_ms * 1000.0) < 1.0 - {})))) "
+        "ORDER BY r.priority DESC, r.rowid LIMIT ?2",
+        kRunReadColumns, kTokenEpsilon);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    st.Time(1, now);
+    st.Int(2, limit);
+    return ReadRuns(st, "listing claimable runs");
+  }
+
+  Result<bool> AcquireSlots(const Run& run, Timestamp now) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("AcquireSlots"));
+    if (run.concurrency.empty()) return true;
+    AUTOMAN_RETURN_IF_ERROR(ValidateConcurrency(run));
+    const int64_t now_us = ToMicros(now);
+    // Every key first: all or nothing.
+    std::vector<std::optional<double>> tokens_after(run.concurrency.size());
+    for (size_t i = 0; i < run.concurrency.size(); ++i) {
+      const ConcurrencyLimit& k = run.concurrency[i];
+      AUTOMAN_ASSIGN_OR_RETURN(
+          sqlite3_stmt * raw,
+          c_.Prepare("SELECT running, tokens, refilled_at FROM key_slots WHERE key = ?1"));
+      Stmt st(raw);
+      st.TextRef(1, k.key);
+      int64_t running = 0;
+      std::optional<double> tokens;
+      std::optional<int64_t> refilled_at;
+      int rc = st.Step();
+      if (rc == SQLITE_ROW) {
+        running = st.Int64(0);
+        if (!st.IsNull(1)) tokens = sqlite3_column_double(raw, 1);
+        if (!st.IsNull(2)) refilled_at = st.Int64(2);
+      } else if (rc != SQLITE_DONE) {
+        return SqliteStatus(rc, c_.db(), fmt::format("reading the slots of key {}", k.key));
+      }
+      if (running >= k.limit) return false;
+      if (k.rate_count > 0) {
+        const double available = TokensAt(tokens, refilled_at, k, now_us);
+        if (available < 1.0 - kTokenEpsilon) return false;
+        tokens_after[i] = std::max(0.0, available - 1.0);
+      }
+    }
+    AUTOMAN_ASSIGN_OR_RETURN(
+        sqlite3_stmt * raw,
+        c_.Prepare("INSERT INTO key_slots (key, running, tokens, refilled_at) "
+                   "VALUES (?1, 1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET "
+                   "running = running + 1, tokens = coalesce(excluded.tokens, tokens), "
+                   "refilled_at = coalesce(excluded.refilled_at, refilled_at)"));
+    Stmt st(raw);
+    for (size_t i = 0; i < run.concurrency.size(); ++i) {
+      const ConcurrencyLimit& k = run.concurrency[i];
+      st.TextRef(1, k.key);
+      if (tokens_after[i]) {
+        st.Double(2, *tokens_after[i]);
+        st.Int(3, now_us);
+      } else {
+        st.Null(2);
+        st.Null(3);
+      }
+      int rc = st.Step();
+      if (rc != SQLITE_DONE) {
+        return SqliteStatus(rc, c_.db(),
+                            fmt::format("taking a slot of key {} for run {}", k.key, run.id));
+      }
+      st.Reset();
+    }
+    return true;
+  }
+
+  Status ReleaseSlots(const Run& run) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("ReleaseSlots"));
+    if (run.concurrency.empty()) return Status::Ok();
+    AUTOMAN_ASSIGN_OR_RETURN(
+        sqlite3_stmt * raw,
+        c_.Prepare("UPDATE key_slots SET running = max(running - 1, 0) WHERE key = ?1"));
+    Stmt st(raw);
+    for (const ConcurrencyLimit& k : run.concurrency) {
+      st.TextRef(1, k.key);
+      int rc = st.Step();
+      if (rc != SQLITE_DONE) {
+        return SqliteStatus(rc, c_.db(),
+                            fmt::format("releasing the slot of key {} for run {}", k.key, run.id));
+      }
+      st.Reset();
+    }
+    return Status::Ok();
+  }
+
+  Status RecountSlots() override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("RecountSlots"));
+    AUTOMAN_RETURN_IF_ERROR(c_.Exec("UPDATE key_slots SET running = 0 WHERE running <> 0")
+                                .WithContext("recounting key slots"));
+    return c_
+        .Exec(
+            "INSERT INTO key_slots (key, running) SELECT k.key, count(*) FROM runs AS r "
+            "JOIN run_keys AS k ON k.run_id = r.id WHERE r.status IN ('RUNNING', 'WAITING') "
+            "GROUP BY k.key ON CONFLICT (key) DO UPDATE SET running = excluded.running")
+        .WithContext("recounting key slots");
+  }
+
+  Result<std::vector<Run>> ListExpiredLeases(Timestamp now, int limit) override {
+    AUTOMAN_RETURN_IF_ERROR(CheckLimit("expired lease list", limit, 1000));
+    static const std::string kSql = fmt::format(
+        "SELECT {} FROM runs INDEXED BY runs_leases WHERE status IN ('RUNNING', 'WAITING') "
+        "AND lease_expires_at < ?1 ORDER BY lease_expires_at, rowid LIMIT ?2",
+        kRunReadColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    st.Time(1, now);
+    st.Int(2, limit);
+    return ReadRuns(st, "listing expired leases");
+  }
+
+  Result<std::optional<Timestamp>> NextNotBefore(Timestamp now) override {
+    AUTOMAN_ASSIGN_OR_RETURN(
+        sqlite3_stmt * raw,
+        c_.Prepare("SELECT min(not_before) FROM runs INDEXED BY runs_delayed "
+                   "WHERE status = 'PENDING' AND not_before IS NOT NULL AND not_before > ?1"));
+    Stmt st(raw);
+    st.Time(1, now);
+    int rc = st.Step();
+    if (rc != SQLITE_ROW) {
+      return SqliteStatus(rc, c_.db(), "finding the next delayed run");
+    }
+    return st.OptTime(0);
+  }
+
+  Result<bool> RenewLease(std::string_view run_id, int64_t fence, Timestamp expires_at) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("RenewLease"));
+    {
+      AUTOMAN_ASSIGN_OR_RETURN(
+          sqlite3_stmt * raw,
+          c_.Prepare("UPDATE runs SET lease_expires_at = ?3 WHERE id = ?1 AND fence = ?2 "
+                     "AND status IN ('RUNNING', 'WAITING') RETURNING cancel_requested"));
+      Stmt st(raw);
+      st.TextRef(1, run_id);
+      st.Int(2, fence);
+      st.Time(3, expires_at);
+      int rc = st.Step();
+      if (rc == SQLITE_ROW) {
+        const bool cancel = st.Int64(0) != 0;
+        rc = st.Step();  // runs the statement to its end
+        if (rc == SQLITE_DONE) return cancel;
+      }
+      if (rc != SQLITE_DONE) {
+        return SqliteStatus(rc, c_.db(), fmt::format("renewing the lease of run {}", run_id));
+      }
+    }
+    return FenceMismatch(run_id, fence, "lease renewal");
+  }
+
+  Status RequestCancel(std::string_view run_id) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("RequestCancel"));
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                             c_.Prepare("UPDATE runs SET cancel_requested = 1 WHERE id = ?1"));
+    Stmt st(raw);
+    st.TextRef(1, run_id);
+    int rc = st.Step();
+    if (rc != SQLITE_DONE) {
+      return SqliteStatus(rc, c_.db(), fmt::format("requesting cancellation of run {}", run_id));
+    }
+    if (sqlite3_changes(c_.db()) == 0) return RunMissing(run_id);
+    return Status::Ok();
+  }
+
+  Result<std::vector<std::string>> ListCancelRequested(std::string_view lease_owner) override {
+    AUTOMAN_ASSIGN_OR_RETURN(
+        sqlite3_stmt * raw,
+        c_.Prepare("SELECT id FROM runs INDEXED BY runs_cancel WHERE cancel_requested = 1 "
+                   "AND lease_owner = ?1 AND status IN ('RUNNING', 'WAITING') ORDER BY id"));
+    Stmt st(raw);
+    st.TextRef(1, lease_owner);
+    std::vector<std::string> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out.push_back(st.Str(0));
+    if (rc != SQLITE_DONE) {
+      return SqliteStatus(rc, c_.db(),
+                          fmt::format("listing cancellations for lease owner {}", lease_owner));
+    }
+    return out;
+  }
+
+  Result<std::map<RunStatus, int64_t>> CountRunsByStatus() override {
+    std::map<RunStatus, int64_t> out;
+    for (int i = 0; i <= static_cast<int>(RunStatus::kDead); ++i) {
+      out[static_cast<RunStatus>(i)] = 0;
+    }
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                             c_.Prepare("SELECT status, count(*) FROM runs GROUP BY status"));
+    Stmt st(raw);
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      AUTOMAN_ASSIGN_OR_RETURN(
+          RunStatus s, ParseName(ParseRunStatus(st.View(0)), st.View(0), "status", "runs table"));
+      out[s] = st.Int64(1);
+    }
+    if (rc != SQLITE_DONE) return SqliteStatus(rc, c_.db(), "counting runs by status");
+    return out;
+  }
+
+  Result<std::vector<std::string>> ListPrunable(std::optional<Timestamp> finished_before,
+                                                std::optional<int> keep_per_runbook,
+                                                int limit) override {
+    AUTOMAN_RETURN_IF_ERROR(CheckLimit("prunable run list", limit, 10000));
+    if (keep_per_runbook && *keep_per_runbook < 0) {
+      return Error(ErrorCode::kInvalidArgument, "keep_per_runbook {} is negative",
+                   *keep_per_runbook);
+    }
+    if (!finished_before && !keep_per_runbook) return std::vector<std::string>();
+    // Per runbook, through runs_retention (terminal runs by runbook_id, finished_at,
+    // rowid): the prunable runs are a prefix of that order, up to the newer of two bounds,
+    // the age and the newest run past the count (found by skipping `keep` entries). The
+    // oldest `limit` of each runbook's prefix are merged, oldest first. Cost: a few index
+    // seeks per runbook plus `keep` index steps, not a pass over every finished run.
+    struct Candidate {
+      int64_t finished_at;
+      int64_t rowid;
+      std::string id;
+    };
+    std::vector<Candidate> found;
+    AUTOMAN_ASSIGN_OR_RETURN(std::vector<std::string> runbooks, RetainedRunbooks());
+    for (const std::string& runbook : runbooks) {
+      // Everything strictly before (bound_at, bound_rowid) is prunable.
+      std::optional<std::pair<int64_t, int64_t>> bound;
+      if (finished_before) bound = std::pair{ToMicros(*finished_before), INT64_MIN};
+      if (keep_per_runbook) {
+        AUTOMAN_ASSIGN_OR_RETURN(auto newest_past, NewestPastCount(runbook, *keep_per_runbook));
+        if (newest_past) {
+          const std::pair<int64_t, int64_t> after = {newest_past->first, newest_past->second + 1};
+          if (!bound || after > *bound) bound = after;
+        }
+      }
+      if (!bound) continue;
+      static const std::string kSql = fmt::format(
+          "SELECT id, finished_at, rowid FROM runs INDEXED BY runs_retention "
+          "WHERE runbook_id = ?1 AND finished_at IS NOT NULL AND status IN ({}) "
+          "AND finished_at <= ?2 AND (finished_at, rowid) < (?2, ?3) "
+          "ORDER BY finished_at, rowid LIMIT ?4",
+          TerminalStatuses());
+      AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+      Stmt st(raw);
+      st.TextRef(1, runbook);
+      st.Int(2, bound->first);
+      st.Int(3, bound->second);
+      st.Int(4, limit);
+      int rc;
+      while ((rc = st.Step()) == SQLITE_ROW) {
+        found.push_back(Candidate{st.Int64(1), st.Int64(2), st.Str(0)});
+      }
+      if (rc != SQLITE_DONE) {
+        return SqliteStatus(rc, c_.db(),
+                            fmt::format("listing prunable runs of runbook {}", runbook));
+      }
+    }
+    std::sort(found.begin(), found.end(), [](const Candidate& a, const Candidate& b) {
+      return std::tie(a.finished_at, a.rowid) < std::tie(b.finished_at, b.rowid);
+    });
+    if (found.size() > static_cast<size_t>(limit)) found.resize(limit);
+    std::vector<std::string> out;
+    for (Candidate& c : found) out.push_back(std::move(c.id));
+    return out;
+  }
+
+  Status DeleteRuns(std::span<const std::string> ids) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("DeleteRuns"));
+    if (ids.empty()) return Status::Ok();
+    // Refuse before deleting anything.
+    {
+      AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                               c_.Prepare("SELECT status FROM runs WHERE id = ?1"));
+      Stmt st(raw);
+      for (const std::string& id : ids) {
+        st.TextRef(1, id);
+        int rc = st.Step();
+        if (rc == SQLITE_ROW) {
+          AUTOMAN_ASSIGN_OR_RETURN(RunStatus status,
+                                   ParseName(ParseRunStatus(st.View(0)), st.View(0), "status",
+                                             fmt::format("run {}", id)));
+          if (!IsTerminal(status)) {
+            return Error(ErrorCode::kFailedPrecondition,
+                         "run {} is {}, not terminal: refusing to delete it (nothing was "
+                         "deleted)",
+                         id, ToString(status));
+          }
+        } else if (rc != SQLITE_DONE) {
+          return SqliteStatus(rc, c_.db(), fmt::format("reading the status of run {}", id));
+        }
+        st.Reset();
+      }
+    }
+    AUTOMAN_RETURN_IF_ERROR(c_.Exec("SAVEPOINT delete_runs"));
+    Status s = DeleteRunRows(ids);
+    if (!s.ok()) {
+      (void)c_.Exec("ROLLBACK TO delete_runs");
+      (void)c_.Exec("RELEASE delete_runs");
+      return s;
+    }
+    return c_.Exec("RELEASE delete_runs");
+  }
+
  private:
+  Status InsertRunRow(const Run& run, const std::string& params, const std::string& outputs) {
+    static const std::string kSql = fmt::format(
+        "INSERT INTO runs ({}, cancel_requested, key_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+        "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+        kRunColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    BindRun(st, run, params, outputs);
+    st.Int(23, run.cancel_requested ? 1 : 0);
+    st.Int(24, static_cast<int64_t>(run.concurrency.size()));
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) return Status::Ok();
+    if (CodeFor(rc) == ErrorCode::kAlreadyExists) {
+      return Error(ErrorCode::kAlreadyExists, "run {} already exists", run.id);
+    }
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+      return Error(ErrorCode::kNotFound,
+                   "run {}: runbook version {} is not stored (PutRunbookVersion first)", run.id,
+                   run.runbook_version);
+    }
+    return SqliteStatus(rc, c_.db(), fmt::format("inserting run {}", run.id));
+  }
+
+  Status InsertRunKeys(const Run& run) {
+    AUTOMAN_ASSIGN_OR_RETURN(
+        sqlite3_stmt * raw,
+        c_.Prepare("INSERT INTO run_keys (run_id, key, lim, rate_count, rate_per_ms) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5)"));
+    Stmt st(raw);
+    for (const ConcurrencyLimit& k : run.concurrency) {
+      st.TextRef(1, run.id);
+      st.TextRef(2, k.key);
+      st.Int(3, k.limit);
+      st.Int(4, k.rate_count);
+      st.Int(5, k.rate_per.count());
+      int rc = st.Step();
+      if (rc != SQLITE_DONE) {
+        return SqliteStatus(rc, c_.db(),
+                            fmt::format("storing concurrency key {} of run {}", k.key, run.id));
+      }
+      st.Reset();
+    }
+    return Status::Ok();
+  }
+
+  // ReadRun plus the run's concurrency keys, read only when the row says it has some.
+  Result<Run> ReadFullRun(const Stmt& st) {
+    AUTOMAN_ASSIGN_OR_RETURN(Run r, ReadRun(st));
+    if (KeyCountOf(st) > 0) AUTOMAN_RETURN_IF_ERROR(ReadRunKeys(r));
+    return r;
+  }
+
+  Status ReadRunKeys(Run& r) {
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                             c_.Prepare("SELECT key, lim, rate_count, rate_per_ms FROM run_keys "
+                                        "WHERE run_id = ?1 ORDER BY key"));
+    Stmt st(raw);
+    st.TextRef(1, r.id);
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      r.concurrency.push_back(ConcurrencyLimit{.key = st.Str(0),
+                                               .limit = st.Int32(1),
+                                               .rate_count = st.Int32(2),
+                                               .rate_per = milliseconds(st.Int64(3))});
+    }
+    if (rc != SQLITE_DONE) {
+      return SqliteStatus(rc, c_.db(), fmt::format("reading the concurrency keys of run {}", r.id));
+    }
+    return Status::Ok();
+  }
+
+  // Runs of a query over kRunReadColumns, in the query's order.
+  Result<std::vector<Run>> ReadRuns(Stmt& st, std::string_view what) {
+    std::vector<Run> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      AUTOMAN_ASSIGN_OR_RETURN(Run r, ReadFullRun(st));
+      out.push_back(std::move(r));
+    }
+    if (rc != SQLITE_DONE) return SqliteStatus(rc, c_.db(), what);
+    return out;
+  }
+
+  // The runbooks that have terminal runs: one index seek each (a skip scan of
+  // runs_retention), not a pass over their runs.
+  Result<std::vector<std::string>> RetainedRunbooks() {
+    static const std::string kSql = fmt::format(
+        "SELECT runbook_id FROM runs INDEXED BY runs_retention WHERE runbook_id > ?1 "
+        "AND finished_at IS NOT NULL AND status IN ({}) ORDER BY runbook_id LIMIT 1",
+        TerminalStatuses());
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    std::vector<std::string> out;
+    std::string last;  // runbook ids are never empty
+    while (true) {
+      st.TextRef(1, last);
+      int rc = st.Step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return SqliteStatus(rc, c_.db(), "listing runbooks with finished runs");
+      last = st.Str(0);
+      out.push_back(last);
+      st.Reset();
+    }
+    return out;
+  }
+
+  // (finished_at, rowid) of the newest terminal run of `runbook` that is not among its
+  // newest `keep`, if there is one.
+  Result<std::optional<std::pair<int64_t, int64_t>>> NewestPastCount(std::string_view runbook,
+                                                                     int keep) {
+    static const std::string kSql = fmt::format(
+        "SELECT finished_at, rowid FROM runs INDEXED BY runs_retention WHERE runbook_id = ?1 "
+        "AND finished_at IS NOT NULL AND status IN ({}) "
+        "ORDER BY finished_at DESC, rowid DESC LIMIT 1 OFFSET ?2",
+        TerminalStatuses());
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    st.TextRef(1, runbook);
+    st.Int(2, keep);
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) return std::optional<std::pair<int64_t, int64_t>>();
+    if (rc != SQLITE_ROW) {
+      return SqliteStatus(rc, c_.db(), fmt::format("counting the runs of runbook {}", runbook));
+    }
+    return std::optional<std::pair<int64_t, int64_t>>(std::pair{st.Int64(0), st.Int64(1)});
+  }
+
+  Status CheckLimit(std::string_view what, int limit, int max) const {
+    if (limit < 1 || limit > max) {
+      return Error(ErrorCode::kInvalidArgument, "{} limit {} is out of range 1..{}", what, limit,
+                   max);
+    }
+    return Status::Ok();
+  }
+
+  // Children first: their foreign keys reference the run.
+  Status DeleteRunRows(std::span<const std::string> ids) {
+    static constexpr std::string_view kDeletes[] = {
+        "DELETE FROM log_lines WHERE run_id = ?1", "DELETE FROM step_runs WHERE run_id = ?1",
+        "DELETE FROM attempts WHERE run_id = ?1",  "DELETE FROM run_keys WHERE run_id = ?1",
+        "DELETE FROM runs WHERE id = ?1",
+    };
+    for (std::string_view sql : kDeletes) {
+      AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(sql));
+      Stmt st(raw);
+      for (const std::string& id : ids) {
+        st.TextRef(1, id);
+        int rc = st.Step();
+        if (rc != SQLITE_DONE) {
+          return SqliteStatus(rc, c_.db(), fmt::format("deleting run {}", id));
+        }
+        st.Reset();
+      }
+    }
+    return Status::Ok();
+  }
+
   Status RequireWrite(std::string_view op) const {
     if (mode_ == Store::TxMode::kWrite) return Status::Ok();
     return Error(ErrorCode::kFailedPrecondition,
@@ -829,6 +1434,261 @@ class SqliteTx final : public StoreTx {
   Store::TxMode mode_;
 };
 
+// ---------------------------------------------------------------------------------------
+// Group commit
+
+// One caller's write transaction, from Transact until its batch committed (see
+// Impl::Write). Lives on the caller's stack; the leader's thread runs `fn`.
+struct WriteMember {
+  const std::function<Status(StoreTx&)>* fn = nullptr;
+  bool progress = false;              // TxMode::kWriteProgress
+  steady_clock::time_point deadline;  // for being taken into a batch and for the lock
+  bool taken = false;                 // in a leader's batch; guarded by Impl::write_mu
+  bool done = false;                  // `result` is final; guarded by Impl::write_mu
+  Status result;                      // written by the leader before `done`
+  std::exception_ptr exception;       // thrown by `fn`; rethrown on the caller's thread
+  // The caller waits here, so that a leader wakes exactly the callers it is done with, or
+  // the one that leads next (not every waiting thread after every batch).
+  std::condition_variable cv;
+};
+
+// ---------------------------------------------------------------------------------------
+// Wake-ups (Store::NotifyQueue / ListenQueue)
+
+// Listeners of a ":memory:" store: in-process only. Shared by the store and its listeners,
+// so either may go first.
+class MemoryListener;
+struct MemoryWakeups {
+  std::mutex mu;
+  std::vector<MemoryListener*> listeners;  // guarded by mu
+};
+
+class MemoryListener final : public QueueListener {
+ public:
+  explicit MemoryListener(std::shared_ptr<MemoryWakeups> hub) : hub_(std::move(hub)) {
+    std::lock_guard<std::mutex> lock(hub_->mu);
+    hub_->listeners.push_back(this);
+  }
+  ~MemoryListener() override {
+    std::lock_guard<std::mutex> lock(hub_->mu);
+    std::erase(hub_->listeners, this);
+  }
+
+  bool Wait(milliseconds timeout) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    const bool woken =
+        cv_.wait_for(lock, std::max(timeout, milliseconds(0)), [&] { return pending_; });
+    pending_ = false;
+    return woken;
+  }
+  void Wake() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::shared_ptr<MemoryWakeups> hub_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool pending_ = false;  // guarded by mu_
+};
+
+// A file store's listeners are AF_UNIX datagram sockets bound in `<database>.wake/`, one per
+// listener, named "<pid>-<counter>", so any process can wake any other without a server.
+// A socket path longer than sun_path is addressed through the directory's descriptor as
+// "/proc/self/fd/N/<name>".
+std::string WakeDirOf(const std::string& db_path) { return db_path + ".wake"; }
+
+// The address of socket `name` in `dir`; `dirfd` (an O_PATH descriptor of `dir`, or -1) is
+// used when the plain path does not fit. False when neither fits.
+bool WakeAddress(const std::string& dir, int dirfd, std::string_view name, sockaddr_un* addr,
+                 socklen_t* len) {
+  std::memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  std::string path = fmt::format("{}/{}", dir, name);
+  if (path.size() >= sizeof(addr->sun_path)) {
+    if (dirfd < 0) return false;
+    path = fmt::format("/proc/self/fd/{}/{}", dirfd, name);
+    if (path.size() >= sizeof(addr->sun_path)) return false;
+  }
+  std::memcpy(addr->sun_path, path.data(), path.size());
+  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return true;
+}
+
+class SocketListener final : public QueueListener {
+ public:
+  static Result<std::unique_ptr<QueueListener>> Create(const std::string& dir) {
+    static std::atomic<uint64_t> counter{0};
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoStatus(errno, fmt::format("creating the wake-up directory \"{}\"", dir));
+    }
+    auto l = std::unique_ptr<SocketListener>(new SocketListener());
+    l->wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->wake_ < 0) return ErrnoStatus(errno, "creating a queue listener's eventfd");
+    l->sock_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (l->sock_ < 0) return ErrnoStatus(errno, "creating a queue listener's socket");
+    const int dirfd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) return ErrnoStatus(errno, fmt::format("opening \"{}\"", dir));
+    Status bound = Error(ErrorCode::kInternal, "no free socket name in \"{}\"", dir);
+    // A name can be taken by the socket file of a dead process that had the same pid;
+    // NotifyQueue removes those, and the next counter value is free.
+    for (int tries = 0; tries < 100; ++tries) {
+      const std::string name = fmt::format("{}-{}", getpid(), counter.fetch_add(1));
+      sockaddr_un addr;
+      socklen_t len;
+      if (!WakeAddress(dir, dirfd, name, &addr, &len)) {
+        bound = Error(ErrorCode::kFailedPrecondition,
+                      "the wake-up socket path \"{}/{}\" is too long for AF_UNIX", dir, name);
+        break;
+      }
+      if (bind(l->sock_, reinterpret_cast<const sockaddr*>(&addr), len) == 0) {
+        l->path_ = fmt::format("{}/{}", dir, name);
+        bound = Status::Ok();
+        break;
+      }
+      if (errno != EADDRINUSE) {
+        bound = ErrnoStatus(errno, fmt::format("binding a queue listener's socket in \"{}\"", dir));
+        break;
+      }
+    }
+    ::close(dirfd);
+    AUTOMAN_RETURN_IF_ERROR(bound);
+    return std::unique_ptr<QueueListener>(std::move(l));
+  }
+
+  ~SocketListener() override {
+    if (sock_ >= 0) ::close(sock_);
+    if (wake_ >= 0) ::close(wake_);
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+
+  bool Wait(milliseconds timeout) override {
+    const auto deadline = steady_clock::now() + std::max(timeout, milliseconds(0));
+    while (true) {
+      pollfd fds[2] = {{.fd = sock_, .events = POLLIN, .revents = 0},
+                       {.fd = wake_, .events = POLLIN, .revents = 0}};
+      const auto left = std::chrono::ceil<milliseconds>(deadline - steady_clock::now());
+      const int n = poll(fds, 2, static_cast<int>(std::clamp<int64_t>(left.count(), 0, INT_MAX)));
+      if (n > 0) break;
+      if (n == 0) return false;
+      if (errno != EINTR) return false;  // cannot happen with valid descriptors
+    }
+    Drain();
+    return true;
+  }
+
+  void Wake() override {
+    const uint64_t one = 1;
+    // Only fails when the counter is about to overflow, i.e. a wake-up is pending anyway.
+    (void)!::write(wake_, &one, sizeof(one));
+  }
+
+ private:
+  SocketListener() = default;
+
+  // Consumes every pending notification, so they count as one.
+  void Drain() {
+    char buf[16];
+    while (recv(sock_, buf, sizeof(buf), MSG_DONTWAIT) >= 0) {
+    }
+    uint64_t count;
+    (void)!::read(wake_, &count, sizeof(count));
+  }
+
+  int sock_ = -1;
+  int wake_ = -1;
+  std::string path_;
+};
+
+// Sends a file store's wake-ups. The socket names read from the directory are reused until
+// its mtime changes (a listener came or went), kWakeRelist has passed (mtime granularity
+// can hide a change) or a send failed; so a call costs a stat and one non-blocking send
+// per listener, not a readdir.
+constexpr milliseconds kWakeRelist{100};
+
+class WakeSender {
+ public:
+  WakeSender() = default;
+  ~WakeSender() {
+    if (sock_ >= 0) ::close(sock_);
+    if (dirfd_ >= 0) ::close(dirfd_);
+  }
+  WakeSender(const WakeSender&) = delete;
+  WakeSender& operator=(const WakeSender&) = delete;
+
+  Status Notify(const std::string& dir) {
+    std::lock_guard<std::mutex> lock(mu_);
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0) {
+      if (errno == ENOENT) return Status::Ok();  // nobody ever listened
+      return ErrnoStatus(errno, fmt::format("notifying the queue listeners in \"{}\"", dir));
+    }
+    const auto now = steady_clock::now();
+    if (!listed_ || now - listed_at_ >= kWakeRelist || st.st_mtim.tv_sec != mtime_.tv_sec ||
+        st.st_mtim.tv_nsec != mtime_.tv_nsec) {
+      AUTOMAN_RETURN_IF_ERROR(List(dir));
+      listed_at_ = now;
+      mtime_ = st.st_mtim;
+      listed_ = true;
+    }
+    if (names_.empty()) return Status::Ok();
+    if (sock_ < 0) {
+      sock_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (sock_ < 0) return ErrnoStatus(errno, "creating the queue notification socket");
+    }
+    const char byte = 1;
+    for (const std::string& name : names_) {
+      sockaddr_un addr;
+      socklen_t len;
+      if (!WakeAddress(dir, dirfd_, name, &addr, &len)) continue;
+      if (sendto(sock_, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL,
+                 reinterpret_cast<const sockaddr*>(&addr), len) == 1) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) continue;  // a wake-up is pending there
+      // ECONNREFUSED: nobody is bound to it (its process died without cleaning up).
+      if (errno == ECONNREFUSED) ::unlink(fmt::format("{}/{}", dir, name).c_str());
+      listed_ = false;  // list again next time
+    }
+    return Status::Ok();
+  }
+
+ private:
+  // Reads the socket names (only sockets: nothing else in the directory is ours to remove).
+  Status List(const std::string& dir) {
+    names_.clear();
+    if (dirfd_ >= 0) ::close(dirfd_);  // the directory may have been recreated
+    dirfd_ = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) {
+      return ErrnoStatus(errno, fmt::format("listing the queue listeners in \"{}\"", dir));
+    }
+    while (dirent* e = readdir(d)) {
+      bool is_socket = e->d_type == DT_SOCK;
+      if (e->d_type == DT_UNKNOWN) {
+        struct stat st;
+        is_socket =
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode);
+      }
+      if (is_socket) names_.emplace_back(e->d_name);
+    }
+    closedir(d);
+    return Status::Ok();
+  }
+
+  std::mutex mu_;  // guards everything below
+  int sock_ = -1;
+  int dirfd_ = -1;
+  std::vector<std::string> names_;
+  bool listed_ = false;
+  steady_clock::time_point listed_at_{};
+  timespec mtime_{};
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -843,25 +1703,19 @@ struct SqliteStore::Impl {
   // connection (the database lives in it).
   std::optional<store_detail::ConnectionPool<Connection>> pool;
 
-  // Serialises this Store's write transactions (see the header). A flag under a mutex
-  // rather than std::timed_mutex, whose timed lock ThreadSanitizer cannot follow.
+  // Group commit (see Transact): callers' write transactions wait in `write_queue`; the
+  // one leader at a time takes a batch of them into one SQLite transaction.
   std::mutex write_mu;
-  std::condition_variable write_cv;
-  bool writing = false;  // guarded by write_mu
+  std::deque<WriteMember*> write_queue;  // guarded by write_mu
+  bool leading = false;                  // a leader is running batches; guarded by write_mu
 
-  bool BeginWrite(steady_clock::time_point deadline) {
-    std::unique_lock<std::mutex> lock(write_mu);
-    if (!write_cv.wait_until(lock, deadline, [&] { return !writing; })) return false;
-    writing = true;
-    return true;
-  }
-  void EndWrite() {
-    {
-      std::lock_guard<std::mutex> lock(write_mu);
-      writing = false;
-    }
-    write_cv.notify_one();
-  }
+  // Wake-ups (NotifyQueue, ListenQueue): the in-process hub of a ":memory:" store, or the
+  // sender of a file store.
+  std::shared_ptr<MemoryWakeups> memory_wakeups = std::make_shared<MemoryWakeups>();
+  WakeSender wake_sender;
+
+  Status Write(TxMode mode, const std::function<Status(StoreTx&)>& fn);
+  void RunBatch(const std::vector<WriteMember*>& batch);
 
   std::string Describe() const { return memory ? "sqlite::memory:" : "sqlite:" + path; }
 
@@ -890,21 +1744,6 @@ Status NotADatabase(std::string_view describe, const Status& cause) {
                "from a backup",
                describe, cause.message());
 }
-
-// Ends a write transaction's turn (see Impl::BeginWrite) on every path.
-template <typename Impl>
-class WriteGate {
- public:
-  explicit WriteGate(Impl* impl) : impl_(impl) {}
-  ~WriteGate() {
-    if (impl_ != nullptr) impl_->EndWrite();
-  }
-  WriteGate(const WriteGate&) = delete;
-  WriteGate& operator=(const WriteGate&) = delete;
-
- private:
-  Impl* impl_;
-};
 
 // Reads the identity and version of the database in one snapshot, refuses files that are
 // not ours or are newer than this binary, switches to WAL and applies missing migrations.
@@ -1056,25 +1895,106 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(std::string_view path,
   return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
 }
 
-Status SqliteStore::Transact(TxMode requested, const std::function<Status(StoreTx&)>& fn) {
-  const bool relaxed =
-      requested == TxMode::kWriteProgress && impl_->options.durability == Durability::kFull;
-  const TxMode mode = requested == TxMode::kRead ? TxMode::kRead : TxMode::kWrite;
-  const milliseconds timeout = impl_->options.busy_timeout;
-  const auto deadline = steady_clock::now() + timeout;
-  if (mode == TxMode::kWrite && !impl_->BeginWrite(deadline)) {
-    return Error(ErrorCode::kUnavailable,
-                 "store {} is busy: another write transaction of this process held it for "
-                 "longer than the busy timeout ({} ms)",
-                 impl_->Describe(), timeout.count());
-  }
-  // Declared before the connection lease, so it ends after the connection is returned.
-  WriteGate gate(mode == TxMode::kWrite ? impl_.get() : nullptr);
-  AUTOMAN_ASSIGN_OR_RETURN(std::unique_ptr<Connection> borrowed, impl_->Acquire(deadline));
+Status SqliteStore::Transact(TxMode mode, const std::function<Status(StoreTx&)>& fn) {
+  if (mode != TxMode::kRead) return impl_->Write(mode, fn);
+  AUTOMAN_ASSIGN_OR_RETURN(std::unique_ptr<Connection> borrowed,
+                           impl_->Acquire(steady_clock::now() + impl_->options.busy_timeout));
   Lease<Impl> c(*impl_, std::move(borrowed));
+  AUTOMAN_RETURN_IF_ERROR(c->Exec("BEGIN").WithContext("starting a transaction"));
+  SqliteTx tx(*c, TxMode::kRead);
+  Status result = fn(tx);
+  if (!result.ok()) {
+    c->Rollback();
+    return result;
+  }
+  // Ends the read snapshot; a read-only transaction has nothing to make durable.
+  Status commit = c->Exec("COMMIT");
+  if (!commit.ok()) {
+    c->Rollback();
+    return commit.WithContext("committing");
+  }
+  return Status::Ok();
+}
 
-  // A progress commit skips the WAL fsync; the connection goes back to FULL afterwards, so
-  // the next durable commit fsyncs the WAL with this transaction's frames in it.
+// Group commit, leader/follower. Every caller queues its member; whoever finds no leader
+// becomes one and runs batches (the oldest kMaxGroupCommit members, its own eventually
+// among them) until its own member is done, then wakes the first queued caller to lead
+// next. A batch is one BEGIN IMMEDIATE … COMMIT, each member's callback inside its own
+// savepoint, so concurrent writers of one Store share one fsync. Each caller waits on its
+// own cv; a member still queued at its deadline leaves with kUnavailable, a member taken
+// into a batch waits for the batch's outcome.
+Status SqliteStore::Impl::Write(TxMode mode, const std::function<Status(StoreTx&)>& fn) {
+  WriteMember me;
+  me.fn = &fn;
+  me.progress = mode == TxMode::kWriteProgress;
+  me.deadline = steady_clock::now() + options.busy_timeout;
+  std::unique_lock<std::mutex> lock(write_mu);
+  write_queue.push_back(&me);
+  while (!me.done) {
+    if (!leading && !me.taken) {
+      leading = true;
+      while (!me.done) {
+        std::vector<WriteMember*> batch;
+        while (!write_queue.empty() && batch.size() < kMaxGroupCommit) {
+          batch.push_back(write_queue.front());
+          write_queue.pop_front();
+          batch.back()->taken = true;
+        }
+        lock.unlock();
+        try {
+          RunBatch(batch);
+        } catch (...) {
+          // Not a callback's (those are caught per member): the batch's own bookkeeping
+          // failed (out of memory). The connection rolled back on its way back to the pool.
+          for (WriteMember* m : batch) {
+            m->result = Error(ErrorCode::kInternal,
+                              "group commit failed with an exception; nothing was committed");
+          }
+        }
+        lock.lock();
+        for (WriteMember* m : batch) {
+          m->done = true;
+          if (m != &me) m->cv.notify_one();
+        }
+      }
+      leading = false;
+      if (!write_queue.empty()) write_queue.front()->cv.notify_one();  // it leads next
+      break;
+    }
+    if (me.taken) {
+      me.cv.wait(lock);
+    } else if (steady_clock::now() >= me.deadline) {
+      std::erase(write_queue, &me);
+      return Error(ErrorCode::kUnavailable,
+                   "store {} is busy: another write transaction of this process held it for "
+                   "longer than the busy timeout ({} ms)",
+                   Describe(), options.busy_timeout.count());
+    } else {
+      me.cv.wait_until(lock, me.deadline);
+    }
+  }
+  lock.unlock();
+  if (me.exception) std::rethrow_exception(me.exception);
+  return me.result;
+}
+
+// Runs one batch on the leader's thread and sets every member's result (not `done`).
+void SqliteStore::Impl::RunBatch(const std::vector<WriteMember*>& batch) {
+  auto fail_all = [&](const std::vector<WriteMember*>& members, const Status& s) {
+    for (WriteMember* m : members) m->result = s;
+  };
+  steady_clock::time_point latest = batch.front()->deadline;
+  for (WriteMember* m : batch) latest = std::max(latest, m->deadline);
+  auto borrowed = Acquire(latest);
+  if (!borrowed.ok()) return fail_all(batch, borrowed.status());
+  Lease<Impl> c(*this, std::move(borrowed).value());
+
+  // A batch of progress commits only skips the WAL fsync (the level cannot change inside a
+  // transaction); the connection goes back to FULL afterwards, so the next durable commit
+  // fsyncs the WAL with this batch's frames in it. One durable member makes all durable.
+  const bool relaxed =
+      options.durability == Durability::kFull &&
+      std::all_of(batch.begin(), batch.end(), [](const WriteMember* m) { return m->progress; });
   struct SyncLevel {
     Connection* c = nullptr;
     ~SyncLevel() {
@@ -1082,45 +2002,104 @@ Status SqliteStore::Transact(TxMode requested, const std::function<Status(StoreT
     }
   } restore;
   if (relaxed) {
-    AUTOMAN_RETURN_IF_ERROR(c->Exec("PRAGMA synchronous = NORMAL"));
+    Status s = c->Exec("PRAGMA synchronous = NORMAL");
+    if (!s.ok()) return fail_all(batch, s);
     restore.c = &*c;
   }
 
-  Status begin;
-  if (mode == TxMode::kWrite) {
-    // Whatever is left of the timeout goes to waiting for other processes' writers.
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now());
+  // Takes SQLite's write lock (other processes' writers) within the members' deadlines:
+  // members whose deadline passes while waiting leave with kUnavailable, the rest go on.
+  const milliseconds timeout = options.busy_timeout;
+  std::vector<WriteMember*> live = batch;
+  while (true) {
+    steady_clock::time_point earliest = live.front()->deadline;
+    for (WriteMember* m : live) earliest = std::min(earliest, m->deadline);
+    const auto left = std::chrono::duration_cast<milliseconds>(earliest - steady_clock::now());
     sqlite3_busy_timeout(c->db(), BusyMillis(left));
-    begin = c->Exec("BEGIN IMMEDIATE");
+    Status begin = c->Exec("BEGIN IMMEDIATE");
     sqlite3_busy_timeout(c->db(), BusyMillis(timeout));
-  } else {
-    begin = c->Exec("BEGIN");
+    if (begin.ok()) break;
+    if (begin.code() != ErrorCode::kUnavailable) {
+      return fail_all(live, begin.WithContext("starting a transaction"));
+    }
+    const Status locked =
+        Error(ErrorCode::kUnavailable,
+              "store {} is locked by another writer (another process or Store) for longer "
+              "than the busy timeout ({} ms): {}",
+              Describe(), timeout.count(), begin.message());
+    const auto now = steady_clock::now();
+    std::vector<WriteMember*> waiting;
+    for (WriteMember* m : live) {
+      if (m->deadline <= now) {
+        m->result = locked;
+      } else {
+        waiting.push_back(m);
+      }
+    }
+    // SQLite may answer BUSY before the timeout (without its busy handler): no retry then.
+    if (waiting.size() == live.size()) return fail_all(live, locked);
+    if (waiting.empty()) return;
+    live = std::move(waiting);
   }
-  if (begin.code() == ErrorCode::kUnavailable) {
-    return Error(ErrorCode::kUnavailable,
-                 "store {} is locked by another writer (another process or Store) for "
-                 "longer than the busy timeout ({} ms): {}",
-                 impl_->Describe(), timeout.count(), begin.message());
-  }
-  AUTOMAN_RETURN_IF_ERROR(begin.WithContext("starting a transaction"));
 
-  SqliteTx tx(*c, mode);
-  Status result = fn(tx);
-  if (!result.ok()) {
-    c->Rollback();
-    return result;
+  // Each member in its own savepoint: a member's error undoes only that member.
+  for (size_t i = 0; i < live.size(); ++i) {
+    WriteMember* m = live[i];
+    Status s = c->Exec("SAVEPOINT group_commit_member");
+    if (s.ok()) {
+      SqliteTx tx(*c, TxMode::kWrite);
+      try {
+        s = (*m->fn)(tx);
+      } catch (...) {
+        m->exception = std::current_exception();
+        s = Error(ErrorCode::kInternal, "the transaction callback threw an exception");
+      }
+      if (s.ok() && c->InTransaction()) {
+        s = c->Exec("RELEASE group_commit_member").WithContext("ending the write's savepoint");
+      }
+      if (!s.ok() && c->InTransaction()) {
+        (void)c->Exec("ROLLBACK TO group_commit_member");
+        (void)c->Exec("RELEASE group_commit_member");
+      }
+    }
+    if (!c->InTransaction()) {
+      // SQLite rolled the whole transaction back (an I/O error, a full disk, a
+      // RAISE(ROLLBACK)...): the members before this one lost their work too, and the
+      // ones after it are not run.
+      m->result = s.ok() ? Error(ErrorCode::kAborted,
+                                 "the database rolled the transaction back after an earlier "
+                                 "error ({}); nothing was committed",
+                                 sqlite3_errmsg(c->db()))
+                         : s;
+      const std::string& cause = m->result.message();
+      for (size_t j = 0; j < i; ++j) {
+        if (!live[j]->result.ok()) continue;
+        live[j]->result = Error(ErrorCode::kAborted,
+                                "the database rolled back the transaction this write shared "
+                                "with other writes (group commit) after an error in one of "
+                                "them ({}); nothing was committed, retry",
+                                cause);
+      }
+      for (size_t j = i + 1; j < live.size(); ++j) {
+        live[j]->result = Error(ErrorCode::kAborted,
+                                "not run: the database rolled back the transaction this write "
+                                "was to share with other writes (group commit) after an error "
+                                "in one of them ({}); retry",
+                                cause);
+      }
+      return;
+    }
+    m->result = s;
   }
-  if (!c->InTransaction()) {
-    return Error(ErrorCode::kAborted,
-                 "the database rolled the transaction back after an earlier error; nothing "
-                 "was committed");
-  }
+
   Status commit = c->Exec("COMMIT");
   if (!commit.ok()) {
     c->Rollback();
-    return commit.WithContext("committing");
+    commit = commit.WithContext("committing");
+    for (WriteMember* m : live) {
+      if (m->result.ok()) m->result = commit;
+    }
   }
-  return Status::Ok();
 }
 
 std::string SqliteStore::Describe() const { return impl_->Describe(); }
@@ -1163,6 +2142,27 @@ Status SqliteStore::CheckIntegrity() {
                  fmt::join(problems, "; "));
   }
   return Status::Ok();
+}
+
+size_t SqliteStore::QueuedWrites() {
+  std::lock_guard<std::mutex> lock(impl_->write_mu);
+  return impl_->write_queue.size();
+}
+
+Status SqliteStore::NotifyQueue() {
+  if (impl_->memory) {
+    std::lock_guard<std::mutex> lock(impl_->memory_wakeups->mu);
+    for (MemoryListener* l : impl_->memory_wakeups->listeners) l->Wake();
+    return Status::Ok();
+  }
+  return impl_->wake_sender.Notify(WakeDirOf(impl_->path));
+}
+
+Result<std::unique_ptr<QueueListener>> SqliteStore::ListenQueue() {
+  if (impl_->memory) {
+    return std::unique_ptr<QueueListener>(new MemoryListener(impl_->memory_wakeups));
+  }
+  return SocketListener::Create(WakeDirOf(impl_->path));
 }
 
 }  // namespace automan
