@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -16,9 +17,10 @@
 
 #include "common/duration.h"
 #include "common/ids.h"
-#include "engine/backoff.h"
 #include "engine/log_writer.h"
 #include "engine/step_env.h"
+#include "queue/lease_keeper.h"
+#include "runbook/backoff.h"
 
 extern char** environ;
 
@@ -226,6 +228,7 @@ class Engine::AttemptRunner {
     rec.finished_at = e_.clock_.Now();
     if (verdict != StepVerdict::kSuccess) {
       error = fmt::format("step {}: {}", step.id, rec.error);
+      if (!step.continue_on_error && !in_rollback_) failed_exit_code_ = rec.exit_code;
     } else {
       if (!rec.outputs.empty()) run_.outputs[step.id] = rec.outputs;
       outputs_env_.Add(step.id, rec.outputs);
@@ -348,106 +351,78 @@ class Engine::AttemptRunner {
   OutputsEnv outputs_env_;
   Status store_status_;
   bool in_rollback_ = false;
+
+ public:
+  std::optional<int> failed_exit_code_;  // of the step that failed the attempt
 };
 
-Engine::Engine(Store& store, const Clock& clock, EngineOptions options)
+Engine::Engine(Store& store, const Clock& clock, EngineOptions options, QueueOptions queue_options)
     : store_(store),
       clock_(clock),
       options_(std::move(options)),
+      queue_(store, clock, queue_options),
       supervisors_(SupervisorPool::Options{options_.supervisor, options_.idle_supervisors}),
       // Steps run with the work directory as cwd: every path handed to them is absolute.
       work_dirs_(std::filesystem::absolute(options_.work_root).lexically_normal().string(),
                  options_.idle_supervisors) {}
 
+Result<AttemptOutcome> Engine::ExecuteAttempt(const Runbook& rb, Run& run, const RunParams& params,
+                                              const CancelSignal& cancel, RunObserver* observer) {
+  std::string error;
+  AttemptRunner runner(*this, rb, run, params, cancel, observer);
+  AUTOMAN_ASSIGN_OR_RETURN(RunStatus status, runner.Run(error));
+  AttemptOutcome out;
+  out.status = status;
+  out.error = status == RunStatus::kSuccess ? "" : error;
+  out.exit_code = runner.failed_exit_code_;
+  return out;
+}
+
 Result<Run> Engine::CreateRun(const Runbook& rb, const RunParams& params, const NewRun& how) {
-  Run run;
-  run.id = NewId(clock_);
-  run.runbook_id = rb.id;
-  run.runbook_version = rb.version;
-  run.status = RunStatus::kRunning;
-  run.trigger = how.trigger;
-  run.triggered_by = how.triggered_by;
-  run.params = params;
-  run.attempt = 1;
-  run.max_attempts = 1 + (rb.retries ? rb.retries->count : 0);
-  run.created_at = clock_.Now();
-  run.started_at = run.created_at;
-  run.deadline_at = how.deadline_at;
-  run.lease_owner = how.lease_owner;
-  run.fence = 1;
-
-  RunbookVersion v;
-  v.version = rb.version;
-  v.runbook_id = rb.id;
-  v.yaml = rb.yaml;
-  v.source = rb.source;
-  v.created_at = run.created_at;
-
-  Attempt a;
-  a.run_id = run.id;
-  a.number = 1;
-  a.status = RunStatus::kRunning;
-  a.worker = how.lease_owner;
-  a.started_at = run.created_at;
-
-  AUTOMAN_RETURN_IF_ERROR(store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
-    AUTOMAN_RETURN_IF_ERROR(tx.PutRunbookVersion(v));
-    AUTOMAN_RETURN_IF_ERROR(tx.InsertRun(run));
-    return tx.UpsertAttempt(a);
-  }));
-  return run;
+  EnqueueRequest r;
+  r.runbook = &rb;
+  r.params = params;
+  for (auto& [name, value] : r.params) {
+    if (value.secret()) value.text.clear();  // never stored; Execute gets the real values
+  }
+  r.trigger = how.trigger;
+  r.triggered_by = how.triggered_by;
+  r.deadline_at = how.deadline_at;
+  r.idempotency_key = how.idempotency_key;
+  return queue_.EnqueueClaimed(r, how.lease_owner);
 }
 
 Result<Run> Engine::Execute(const Runbook& rb, Run run, const RunParams& params,
-                            const CancelSignal& cancel, RunObserver* observer) {
+                            CancelSignal& cancel, RunObserver* observer) {
+  std::atomic<bool> lost{false};
+  LeaseKeeper keeper(queue_, LeaseKeeper::Options{run.lease_owner, {}, {}},
+                     [&](const std::string&, LeaseKeeper::Event event) {
+                       if (event == LeaseKeeper::Event::kLost) lost = true;
+                       cancel.Cancel();
+                     });
+  keeper.Add({run.id, run.fence});
   while (true) {
-    std::string error;
-    AttemptRunner runner(*this, rb, run, params, cancel, observer);
-    AUTOMAN_ASSIGN_OR_RETURN(RunStatus status, runner.Run(error));
-    const Timestamp now = clock_.Now();
-
-    Attempt a;
-    a.run_id = run.id;
-    a.number = run.attempt;
-    a.status = status;
-    a.worker = run.lease_owner;
-    a.started_at = run.attempt == 1 && run.started_at ? *run.started_at : now;
-    a.finished_at = now;
-    a.error = error;
-
-    bool retry = (status == RunStatus::kFailed || status == RunStatus::kTimeout) &&
-                 run.attempt < run.max_attempts && rb.retries && !cancel.cancelled();
-    if (retry) {
-      milliseconds delay = BackoffDelay(*rb.retries, run.attempt);
-      AUTOMAN_RETURN_IF_ERROR(
-          store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) { return tx.UpsertAttempt(a); }));
-      if (observer != nullptr) observer->OnRetry(run.attempt + 1, delay);
-      if (SleepUnlessCancelled(delay, cancel)) {
-        run.attempt += 1;
-        Attempt next;
-        next.run_id = run.id;
-        next.number = run.attempt;
-        next.status = RunStatus::kRunning;
-        next.worker = run.lease_owner;
-        next.started_at = clock_.Now();
-        AUTOMAN_RETURN_IF_ERROR(store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
-          AUTOMAN_RETURN_IF_ERROR(tx.UpsertAttempt(next));
-          return tx.UpdateRun(run);
-        }));
-        continue;
-      }
-      status = RunStatus::kCancelled;
-      error = "cancelled while waiting to retry";
+    Result<AttemptOutcome> outcome = ExecuteAttempt(rb, run, params, cancel, observer);
+    if (lost || (!outcome.ok() && outcome.status().code() == ErrorCode::kAborted)) {
+      return Error(ErrorCode::kAborted,
+                   "run {}: this process lost its lease (another worker took the run over); "
+                   "its processes were stopped",
+                   run.id);
     }
+    AUTOMAN_RETURN_IF_ERROR(outcome.status());
+    AUTOMAN_ASSIGN_OR_RETURN(run,
+                             queue_.Finish(run, *outcome, rb.retries, Queue::FinishOptions{true}));
+    if (run.status != RunStatus::kRunning) return run;
 
-    run.status = status;
-    run.error = status == RunStatus::kSuccess ? "" : error;
-    run.finished_at = now;
-    AUTOMAN_RETURN_IF_ERROR(store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
-      AUTOMAN_RETURN_IF_ERROR(tx.UpsertAttempt(a));
-      return tx.UpdateRun(run);
-    }));
-    return run;
+    // A retry is due at run.not_before; this process keeps the lease meanwhile.
+    auto delay = std::chrono::duration_cast<milliseconds>(*run.not_before - clock_.Now());
+    if (observer != nullptr) observer->OnRetry(run.attempt, std::max(delay, milliseconds(0)));
+    if (!SleepUnlessCancelled(delay, cancel)) {
+      AttemptOutcome cancelled;
+      cancelled.status = RunStatus::kCancelled;
+      cancelled.error = "cancelled while waiting to retry";
+      return queue_.Finish(run, cancelled, rb.retries);
+    }
   }
 }
 

@@ -37,6 +37,7 @@
 #include "common/status.h"
 #include "core/run.h"
 #include "engine/work_dirs.h"
+#include "queue/queue.h"
 #include "runbook/runbook.h"
 #include "sandbox/supervisor.h"
 #include "sandbox/supervisor_pool.h"
@@ -74,28 +75,43 @@ struct NewRun {
   std::string triggered_by;
   std::string lease_owner;  // who executes it, e.g. "exec:host:pid"
   std::optional<Timestamp> deadline_at;
+  std::optional<std::string> idempotency_key;
 };
 
 class Engine {
  public:
-  Engine(Store& store, const Clock& clock, EngineOptions options);
+  Engine(Store& store, const Clock& clock, EngineOptions options, QueueOptions queue_options = {});
 
-  // Records the runbook version and a new RUNNING run holding a lease (fence 1), in one
-  // transaction. `params` may contain secret values; the store never keeps them.
+  // Runs one attempt of a claimed run (run.attempt, run.fence): every step, then the
+  // rollback steps if needed. Records step runs and log lines under the run's fence and
+  // adds step outputs to run.outputs; the caller records the outcome (Queue::Finish).
+  // A non-OK Status means the store failed or refused the fence (kAborted: the lease was
+  // lost); the process tree is cleaned up either way.
+  Result<AttemptOutcome> ExecuteAttempt(const Runbook& rb, Run& run, const RunParams& params,
+                                        const CancelSignal& cancel,
+                                        RunObserver* observer = nullptr);
+
+  // For `automan exec`: enqueues the run already claimed by how.lease_owner
+  // (Queue::EnqueueClaimed), in one transaction. `params` may contain secret values; the
+  // store never keeps them.
   Result<Run> CreateRun(const Runbook& rb, const RunParams& params, const NewRun& how);
 
-  // Executes `run` (created by CreateRun) to a terminal status, attempt after attempt as
-  // the runbook's `retries` allow, and records the outcome. `params` are the bound values
-  // including secrets. Returns the final run; a non-OK Status means the store failed (the
-  // process tree is still cleaned up).
-  Result<Run> Execute(const Runbook& rb, Run run, const RunParams& params,
-                      const CancelSignal& cancel, RunObserver* observer = nullptr);
+  // Executes a run made by CreateRun to a terminal status under its lease: heartbeats it,
+  // runs attempt after attempt as the runbook's `retries` allow (waiting out each backoff
+  // while keeping the lease), and records each outcome with Queue::Finish. A cancellation
+  // requested through the store (Queue::Cancel) fires `cancel`. Returns the final run; a
+  // non-OK Status means the store failed or the lease was lost (kAborted).
+  Result<Run> Execute(const Runbook& rb, Run run, const RunParams& params, CancelSignal& cancel,
+                      RunObserver* observer = nullptr);
+
+  Queue& queue() { return queue_; }
 
  private:
   class AttemptRunner;
   Store& store_;
   const Clock& clock_;
   EngineOptions options_;
+  Queue queue_;
   SupervisorPool supervisors_;
   WorkDirPool work_dirs_;
 };

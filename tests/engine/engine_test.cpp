@@ -394,6 +394,72 @@ steps:
   for (const auto& l : lines) EXPECT_EQ(l.seq, 1);
 }
 
+// The engine goes through the queue (src/queue/queue.h): with run-level `retries`, a run
+// that fails every attempt ends DEAD (the dead-letter queue), not FAILED.
+TEST_F(EngineTest, RunFailingEveryAttemptEndsDead) {
+  Runbook rb = Parse(R"(
+id: always-fails
+retries: {count: 1, delay: 10ms}
+steps:
+  - id: check
+    shell: echo "attempt $AUTOMAN_ATTEMPT"; exit 3
+)");
+  Run run = Exec(rb);
+  EXPECT_EQ(run.status, RunStatus::kDead) << run.error;
+  EXPECT_EQ(ExitCodeFor(run.status), kExitFailed);
+  EXPECT_EQ(run.attempt, 2);
+  EXPECT_FALSE(run.error.empty());
+  EXPECT_THAT(collector_.Texts(LogStream::kStdout),
+              ::testing::ElementsAre("attempt 1", "attempt 2"));
+  EXPECT_EQ(Stored(run.id).status, RunStatus::kDead);
+  // Without `retries` the same failure is final at once: FAILED.
+  Runbook once = Parse("id: fails-once\nsteps:\n  - id: check\n    shell: exit 3\n");
+  Run single = Exec(once);
+  EXPECT_EQ(single.status, RunStatus::kFailed);
+  EXPECT_EQ(single.attempt, 1);
+}
+
+// A cancellation requested through the store (Queue::Cancel, as `automan cancel` does)
+// reaches the executing process and stops the run.
+TEST_F(EngineTest, CancelThroughTheQueueStopsTheRun) {
+  Runbook rb = Parse(R"(
+id: cancel-via-queue
+steps:
+  - id: wait
+    shell: echo ready; sleep 1000
+)");
+  auto params = BindParams(rb, {});
+  ASSERT_TRUE(params.ok());
+  Engine engine(*store_, SystemClock(), options_);
+  NewRun how;
+  how.triggered_by = "test";
+  how.lease_owner = "test:cancel";
+  auto run = engine.CreateRun(rb, *params, how);
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  std::thread canceller([&] {
+    for (int i = 0; i < 1000; ++i) {
+      {
+        std::lock_guard lock(collector_.mu_);
+        for (const auto& l : collector_.lines) {
+          if (l.text == "ready") goto ready;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  ready:
+    Queue other(*store_, SystemClock());
+    auto c = other.Cancel(run->id);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+  });
+  CancelSignal cancel;
+  auto done = engine.Execute(rb, *run, *params, cancel, &collector_);
+  canceller.join();
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->status, RunStatus::kCancelled) << done->error;
+  EXPECT_EQ(Stored(run->id).status, RunStatus::kCancelled);
+  EXPECT_TRUE(PidsWithEnv("AUTOMAN_RUN_ID=" + run->id).empty());
+}
+
 TEST_F(EngineTest, RollbackRunsAfterFailure) {
   Runbook rb = Parse(R"(
 id: rollback
