@@ -28,6 +28,10 @@ void AddStoreFlags(CLI::App& app, StoreFlags& flags) {
 struct Options {
   ExecOptions exec;
   ValidateOptions validate;
+  WorkerOptionsFlags worker;
+  EnqueueOptions enqueue;
+  CancelOptions cancel;
+  DlqOptions dlq;
 };
 
 struct Command {
@@ -58,6 +62,70 @@ const Command kCommands[] = {
        app.add_flag("-q,--quiet", o.validate.quiet, "Print only errors");
      },
      [](const Options& o) { return RunValidate(o.validate); }},
+    {"worker", "Claim and execute queued runs until SIGTERM or Ctrl-C",
+     [](CLI::App& app, Options& o) {
+       app.add_option("-c,--concurrency", o.worker.concurrency, "Runs executed at once")
+           ->capture_default_str()
+           ->check(CLI::Range(1, 10000));
+       app.add_option("--lease", o.worker.lease, "Lease of a claimed run (renewed every third)")
+           ->capture_default_str();
+       app.add_option("--poll", o.worker.poll, "Polling backstop of the wake-ups")
+           ->capture_default_str();
+       app.add_option("--grace", o.worker.grace,
+                      "On SIGTERM, time running steps get before they are killed")
+           ->capture_default_str();
+       app.add_option("--retain-age", o.worker.retain_age,
+                      "Delete finished runs older than this (e.g. 30d)");
+       app.add_option("--retain-count", o.worker.retain_count,
+                      "Keep at most this many finished runs per runbook")
+           ->check(CLI::Range(1, 100000000));
+       app.add_flag("--fast", o.worker.fast,
+                    "Commit without fsync (synchronous=NORMAL): survives a crash, not a power "
+                    "loss");
+       AddStoreFlags(app, o.worker.store);
+     },
+     [](const Options& o) { return RunWorker(o.worker); }},
+    {"enqueue", "Queue a run of a runbook (file or id) and print its id",
+     [](CLI::App& app, Options& o) {
+       app.add_option("runbook", o.enqueue.runbook,
+                      "Runbook YAML file, or the id of a runbook "
+                      "already in the store")
+           ->required();
+       app.add_option("-p,--param", o.enqueue.params, "Parameter as name=value (repeatable)")
+           ->allow_extra_args(false);
+       app.add_option("--priority", o.enqueue.priority, "Higher runs first (-1000..1000)")
+           ->check(CLI::Range(-1000, 1000));
+       app.add_option("--idempotency-key", o.enqueue.idempotency_key,
+                      "A second enqueue with this key returns the first run (24h window)");
+       app.add_option("--delay", o.enqueue.delay, "Do not start before this duration from now");
+       app.add_option("--max-attempts", o.enqueue.max_attempts,
+                      "Attempts shared by failures and lost workers (default: retries + 1, "
+                      "at least 3)")
+           ->check(CLI::Range(1, 1000));
+       app.add_flag("--json", o.enqueue.json, "Print the run as JSON");
+       AddStoreFlags(app, o.enqueue.store);
+     },
+     [](const Options& o) { return RunEnqueue(o.enqueue); }},
+    {"cancel", "Cancel queued or running runs",
+     [](CLI::App& app, Options& o) {
+       app.add_option("runs", o.cancel.run_ids, "Run ids")->required();
+       AddStoreFlags(app, o.cancel.store);
+     },
+     [](const Options& o) { return RunCancel(o.cancel); }},
+    {"dlq", "Dead-letter queue: list, show or replay runs whose attempts ran out",
+     [](CLI::App& app, Options& o) {
+       app.add_option("action", o.dlq.action, "list | show | replay")
+           ->required()
+           ->check(CLI::IsMember({"list", "show", "replay"}));
+       app.add_option("runs", o.dlq.run_ids, "Run ids (show, replay)");
+       app.add_flag("--all", o.dlq.all, "replay: every dead run");
+       app.add_option("--limit", o.dlq.limit, "list: at most this many")
+           ->capture_default_str()
+           ->check(CLI::Range(1, 1000));
+       app.add_flag("--json", o.dlq.json, "Print JSON");
+       AddStoreFlags(app, o.dlq.store);
+     },
+     [](const Options& o) { return RunDlq(o.dlq); }},
 };
 
 }  // namespace

@@ -28,6 +28,42 @@ struct ExecOptions {
   bool dry_run = false;
 };
 
+struct WorkerOptionsFlags {
+  StoreFlags store;
+  int concurrency = 4;
+  std::string lease = "30s";
+  std::string poll = "1s";
+  std::string grace = "30s";
+  std::string retain_age;  // e.g. 30d; empty: keep
+  int retain_count = 0;    // per runbook; 0: keep
+  bool fast = false;       // Durability::kFast
+};
+
+struct EnqueueOptions {
+  StoreFlags store;
+  std::string runbook;  // FILE.yaml or a runbook id already in the store
+  std::vector<std::string> params;
+  int priority = 0;
+  std::string idempotency_key;
+  std::string delay;  // a duration
+  int max_attempts = 0;
+  bool json = false;
+};
+
+struct CancelOptions {
+  StoreFlags store;
+  std::vector<std::string> run_ids;
+};
+
+struct DlqOptions {
+  StoreFlags store;
+  std::string action;  // list | show | replay
+  std::vector<std::string> run_ids;
+  bool all = false;  // replay every DEAD run
+  int limit = 50;
+  bool json = false;
+};
+
 struct ValidateOptions {
   std::vector<std::string> files;
   bool quiet = false;
@@ -36,6 +72,10 @@ struct ValidateOptions {
 int RunVersion();
 int RunExec(const ExecOptions& options);
 int RunValidate(const ValidateOptions& options);
+int RunWorker(const WorkerOptionsFlags& options);
+int RunEnqueue(const EnqueueOptions& options);
+int RunCancel(const CancelOptions& options);
+int RunDlq(const DlqOptions& options);
 
 // Parses argv and runs the chosen command; returns the process exit code.
 int RunCli(int argc, char** argv);

@@ -1,6 +1,6 @@
 // `automan exec FILE [-p name=value]... [--data DIR] [--db URL] [--json] [--dry-run]`
 #include <fmt/format.h>
-#include <pwd.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "api/run_json.h"
+#include "cli/cli_support.h"
 #include "cli/commands.h"
 #include "common/clock.h"
 #include "common/duration.h"
@@ -21,13 +22,6 @@
 namespace automan::cli {
 
 namespace {
-
-// Lock-free, so the signal handler may read it.
-std::atomic<CancelSignal*> g_cancel{nullptr};
-
-extern "C" void OnInterrupt(int) {
-  if (CancelSignal* c = g_cancel.load()) c->Cancel();
-}
 
 // Prints each log line live as "[step] line" and step results as they finish.
 class Printer final : public RunObserver {
@@ -45,16 +39,6 @@ class Printer final : public RunObserver {
  private:
   FILE* out_;
 };
-
-std::string CurrentUserName() {
-  struct passwd pw {};
-  struct passwd* found = nullptr;
-  char buf[4096];
-  if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &found) == 0 && found != nullptr) {
-    return found->pw_name;
-  }
-  return std::to_string(getuid());
-}
 
 std::string Elapsed(const Run& run) {
   if (!run.started_at || !run.finished_at) return "";
@@ -136,33 +120,19 @@ int RunExec(const ExecOptions& options) {
   }
   const Runbook& rb = *parsed.runbook;
 
-  std::vector<std::pair<std::string, std::string>> given;
-  for (const auto& p : options.params) {
-    size_t eq = p.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      fmt::print(stderr, "error: parameter \"{}\" must be written name=value\n", p.substr(0, 64));
-      return kExitInvalidInput;
-    }
-    given.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+  auto given = SplitParamFlags(options.params);
+  if (!given.ok()) {
+    fmt::print(stderr, "error: {}\n", given.status().message());
+    return kExitInvalidInput;
   }
-  auto params = BindParams(rb, given);
+  auto params = BindParams(rb, *given);
   if (!params.ok()) {
     fmt::print(stderr, "error: {}\n", params.status().message());
     return kExitInvalidInput;
   }
   if (options.dry_run) return DryRun(rb, *params);
 
-  std::error_code ec;
-  std::filesystem::create_directories(options.store.data_dir, ec);
-  if (ec) {
-    fmt::print(stderr, "error: cannot create data directory {}: {}\n", options.store.data_dir,
-               ec.message());
-    return kExitFailed;
-  }
-  chmod(options.store.data_dir.c_str(), 0700);
-  StoreOptions so;
-  so.url = options.store.ResolvedUrl();
-  auto store = Store::Open(so);
+  auto store = OpenStore(options.store);
   if (!store.ok()) {
     fmt::print(stderr, "error: {}\n", store.status().message());
     return kExitFailed;
@@ -172,26 +142,34 @@ int RunExec(const ExecOptions& options) {
   eo.work_root = options.store.data_dir + "/work";
   Engine engine(**store, SystemClock(), eo);
 
-  char host[256] = "localhost";
-  gethostname(host, sizeof host - 1);
   NewRun how;
   how.trigger = Trigger::kManual;
   how.triggered_by = "exec:" + CurrentUserName();
-  how.lease_owner = fmt::format("exec:{}:{}", host, getpid());
-  auto run = engine.CreateRun(rb, *params, how);
+  how.lease_owner = fmt::format("exec:{}:{}", HostName(), getpid());
+
+  CancelSignal cancel;
+  CancelOnSignals on_signals(cancel);
+  // The run is claimed by this process as it is enqueued; a full concurrency key makes it
+  // wait here, as a queued run would wait in the queue.
+  Result<Run> run = engine.CreateRun(rb, *params, how);
+  bool said_waiting = false;
+  while (!run.ok() && run.status().code() == ErrorCode::kResourceExhausted && !cancel.cancelled()) {
+    if (!said_waiting) {
+      fmt::print(stderr, "automan: waiting: {}\n", run.status().message());
+      said_waiting = true;
+    }
+    pollfd p{cancel.fd(), POLLIN, 0};
+    (void)poll(&p, 1, 250);
+    run = engine.CreateRun(rb, *params, how);
+  }
   if (!run.ok()) {
+    if (cancel.cancelled()) {
+      fmt::print(stderr, "automan: cancelled before the run started; nothing was recorded\n");
+      return kExitCancelled;
+    }
     fmt::print(stderr, "error: recording the run: {}\n", run.status().message());
     return kExitFailed;
   }
-
-  CancelSignal cancel;
-  g_cancel = &cancel;
-  struct sigaction sa {};
-  sa.sa_handler = OnInterrupt;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGHUP, &sa, nullptr);
 
   // Live output: each line reaches a pipe (tee, CI logs, a test) as soon as it is printed.
   (void)std::setvbuf(human, nullptr, _IOLBF, 0);
@@ -199,7 +177,6 @@ int RunExec(const ExecOptions& options) {
   fmt::print(human, "run {} of {} started\n", run->id, rb.id);
   (void)std::fflush(human);
   auto done = engine.Execute(rb, *run, *params, cancel, &printer);
-  g_cancel = nullptr;
   if (!done.ok()) {
     fmt::print(stderr, "error: {}\n", done.status().message());
     return kExitFailed;
