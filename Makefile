@@ -42,3 +42,4 @@ bench: build
 	./build/release/bench/startup ./build/release/automan
 	./build/release/bench/process_throughput
 	./build/release/bench/log_ingestion
+	./build/release/bench/queue_bench
