@@ -592,69 +592,17 @@ class SqliteTx final : public StoreTx {
 
   Status UpdateRun(const Run& run) override {
     AUTOMAN_RETURN_IF_ERROR(RequireWrite("UpdateRun"));
-    AUTOMAN_RETURN_IF_ERROR(ValidateRun(run));
-    const std::string params = EncodeRunParams(run.params);
-    const std::string outputs = EncodeRunOutputs(run.outputs);
-    // Every column but the key and the fence; the fence is the condition.
-    constexpr std::string_view kSql =
-        "UPDATE runs SET runbook_id = ?2, runbook_version = ?3, status = ?4, \"trigger\" = ?5, "
-        "triggered_by = ?6, params_json = ?7, priority = ?8, attempt = ?9, max_attempts = ?10, "
-        "created_at = ?11, not_before = ?12, started_at = ?13, finished_at = ?14, "
-        "deadline_at = ?15, outputs_json = ?16, retry_of = ?17, idempotency_key = ?18, "
-        "error = ?19, lease_owner = ?20, lease_expires_at = ?21 WHERE id = ?1 AND fence = ?22";
-    {
-      AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
-      Stmt st(raw);
-      BindRun(st, run, params, outputs);
-      int rc = st.Step();
-      if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
-        return Error(ErrorCode::kNotFound,
-                     "run {}: runbook version {} is not stored (PutRunbookVersion first)", run.id,
-                     run.runbook_version);
-      }
-      if (rc != SQLITE_DONE) {
-        return SqliteStatus(rc, c_.db(), fmt::format("updating run {}", run.id));
-      }
-      if (sqlite3_changes(c_.db()) == 1) return Status::Ok();
-    }
-    return FenceMismatch(run.id, run.fence, "update");
+    return WriteRun(run, run.fence, "update");
   }
 
   Status UpdateRunAdvancingFence(const Run& run, int64_t expected_fence) override {
     AUTOMAN_RETURN_IF_ERROR(RequireWrite("UpdateRunAdvancingFence"));
-    AUTOMAN_RETURN_IF_ERROR(ValidateRun(run));
     if (run.fence <= expected_fence) {
       return Error(ErrorCode::kInvalidArgument,
                    "run {}: the new fencing token {} must be greater than the current {}", run.id,
                    run.fence, expected_fence);
     }
-    const std::string params = EncodeRunParams(run.params);
-    const std::string outputs = EncodeRunOutputs(run.outputs);
-    // As UpdateRun, and the fence moves on: ?22 is the new one, ?23 the expected one.
-    constexpr std::string_view kSql =
-        "UPDATE runs SET runbook_id = ?2, runbook_version = ?3, status = ?4, \"trigger\" = ?5, "
-        "triggered_by = ?6, params_json = ?7, priority = ?8, attempt = ?9, max_attempts = ?10, "
-        "created_at = ?11, not_before = ?12, started_at = ?13, finished_at = ?14, "
-        "deadline_at = ?15, outputs_json = ?16, retry_of = ?17, idempotency_key = ?18, "
-        "error = ?19, lease_owner = ?20, lease_expires_at = ?21, fence = ?22 "
-        "WHERE id = ?1 AND fence = ?23";
-    {
-      AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
-      Stmt st(raw);
-      BindRun(st, run, params, outputs);
-      st.Int(23, expected_fence);
-      int rc = st.Step();
-      if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
-        return Error(ErrorCode::kNotFound,
-                     "run {}: runbook version {} is not stored (PutRunbookVersion first)", run.id,
-                     run.runbook_version);
-      }
-      if (rc != SQLITE_DONE) {
-        return SqliteStatus(rc, c_.db(), fmt::format("claiming run {}", run.id));
-      }
-      if (sqlite3_changes(c_.db()) == 1) return Status::Ok();
-    }
-    return FenceMismatch(run.id, expected_fence, "claim");
+    return WriteRun(run, expected_fence, "claim");
   }
 
   Result<std::vector<Run>> ListRuns(const RunFilter& f) override {
@@ -1392,6 +1340,39 @@ class SqliteTx final : public StoreTx {
   }
 
   // kNotFound when the run is missing, else kAborted naming both fences.
+  // Writes every column of `run` (its fence included) where the stored fence is
+  // `expected_fence`: UpdateRun (expected == run.fence) and claims/rescues (the fence moves
+  // on) share one statement.
+  Status WriteRun(const Run& run, int64_t expected_fence, std::string_view op) {
+    AUTOMAN_RETURN_IF_ERROR(ValidateRun(run));
+    const std::string params = EncodeRunParams(run.params);
+    const std::string outputs = EncodeRunOutputs(run.outputs);
+    constexpr std::string_view kSql =
+        "UPDATE runs SET runbook_id = ?2, runbook_version = ?3, status = ?4, \"trigger\" = ?5, "
+        "triggered_by = ?6, params_json = ?7, priority = ?8, attempt = ?9, max_attempts = ?10, "
+        "created_at = ?11, not_before = ?12, started_at = ?13, finished_at = ?14, "
+        "deadline_at = ?15, outputs_json = ?16, retry_of = ?17, idempotency_key = ?18, "
+        "error = ?19, lease_owner = ?20, lease_expires_at = ?21, fence = ?22 "
+        "WHERE id = ?1 AND fence = ?23";
+    {
+      AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+      Stmt st(raw);
+      BindRun(st, run, params, outputs);
+      st.Int(23, expected_fence);
+      int rc = st.Step();
+      if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        return Error(ErrorCode::kNotFound,
+                     "run {}: runbook version {} is not stored (PutRunbookVersion first)", run.id,
+                     run.runbook_version);
+      }
+      if (rc != SQLITE_DONE) {
+        return SqliteStatus(rc, c_.db(), fmt::format("{} of run {}", op, run.id));
+      }
+      if (sqlite3_changes(c_.db()) == 1) return Status::Ok();
+    }
+    return FenceMismatch(run.id, expected_fence, op);
+  }
+
   Status FenceMismatch(std::string_view run_id, int64_t fence, std::string_view op) {
     AUTOMAN_ASSIGN_OR_RETURN(int64_t current, CurrentFence(run_id));
     return Error(ErrorCode::kAborted,
