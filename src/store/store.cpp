@@ -70,6 +70,28 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
                RedactStoreUrl(url));
 }
 
+std::string_view FireStatusName(FireStatus s) {
+  switch (s) {
+    case FireStatus::kFired:
+      return "fired";
+    case FireStatus::kLate:
+      return "late";
+    case FireStatus::kSkipped:
+      return "skipped";
+    case FireStatus::kMissed:
+      return "missed";
+  }
+  return "unknown";
+}
+
+std::optional<FireStatus> ParseFireStatus(std::string_view name) {
+  for (FireStatus s :
+       {FireStatus::kFired, FireStatus::kLate, FireStatus::kSkipped, FireStatus::kMissed}) {
+    if (FireStatusName(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
 std::string DefaultStoreUrl(const std::string& data_dir) {
   return std::string(kSqlitePrefix) + data_dir + "/automan.db";
 }

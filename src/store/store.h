@@ -62,6 +62,44 @@ struct RunbookVersion {
   bool operator==(const RunbookVersion&) const = default;
 };
 
+// A schedule as the store keeps it. The store does not interpret `spec_json` (the
+// schedule's definition, written and read by scheduler/schedule_spec_json).
+struct ScheduleRecord {
+  std::string id;          // "<runbook id>/<schedule id>", 1..200 bytes
+  std::string runbook_id;  // non-empty
+  std::string source;      // "file:/abs/path.yaml" (kept in sync with the file) or "cli"
+  std::string spec_json;   // non-empty
+  bool paused = false;
+  int64_t generation = 0;  // set by PutSchedule; every change increments it
+  // Occurrences whose nominal time is at or before the cursor have been decided (fired,
+  // skipped or missed, see the ledger); the loop decides the ones after it.
+  Timestamp cursor{};
+  Timestamp created_at{};
+  Timestamp updated_at{};
+  bool operator==(const ScheduleRecord&) const = default;
+};
+
+enum class FireStatus { kFired, kLate, kSkipped, kMissed };
+std::string_view FireStatusName(FireStatus s);  // "fired" "late" "skipped" "missed"
+std::optional<FireStatus> ParseFireStatus(std::string_view name);
+
+// One expected occurrence of a schedule and what became of it.
+struct FireRecord {
+  std::string schedule_id;
+  Timestamp nominal{};  // the occurrence (for a deadline-aligned schedule, the send time)
+  Timestamp due{};      // when its run was to start: nominal - lead + jitter
+  FireStatus status = FireStatus::kFired;
+  // skipped/missed: why ("overlap", "paused", "dst_gap", "dst_repeat", "misfire",
+  // "max_lateness", ... with detail after ": "); empty for fired.
+  std::string reason;
+  std::string run_id;      // fired/late: the run; empty otherwise
+  Duration delay{};        // fired/late: when it was enqueued minus due
+  std::string wall;        // the local wall time it stands for, "2026-03-29T02:30:00" + zone
+  int64_t generation = 0;  // of the schedule definition that decided it
+  Timestamp recorded_at{};
+  bool operator==(const FireRecord&) const = default;
+};
+
 // Newest first. `before_id` is the cursor: only runs whose id sorts before it.
 struct RunFilter {
   std::optional<std::string> runbook_id;
@@ -179,6 +217,44 @@ class StoreTx {
   // are ignored. A run that is not terminal is refused (kFailedPrecondition, nothing
   // deleted).
   virtual Status DeleteRuns(std::span<const std::string> ids) = 0;
+
+  // ---- Schedules and the fire ledger. scheduler/ builds the schedule loop on these.
+
+  // Inserts or replaces the schedule `s.id` and returns it as stored: generation is 1 for
+  // a new schedule and the stored generation + 1 for a replacement (s.generation is
+  // ignored), created_at is kept on replacement, and every call bumps the schedules
+  // revision. The caller sets cursor (a replacement normally moves it to now, so no
+  // occurrence of the old definition is decided after the change).
+  virtual Result<ScheduleRecord> PutSchedule(const ScheduleRecord& s) = 0;
+  virtual Result<ScheduleRecord> GetSchedule(std::string_view id) = 0;  // kNotFound
+  // Every schedule, by id.
+  virtual Result<std::vector<ScheduleRecord>> ListSchedules() = 0;
+  // kNotFound when there is none. The schedule's ledger rows are kept (history); bumps
+  // the revision.
+  virtual Status DeleteSchedule(std::string_view id) = 0;
+  // A counter that changes whenever PutSchedule or DeleteSchedule commits (any schedule),
+  // so a loop can notice changes made by other processes with one cheap read.
+  virtual Result<int64_t> SchedulesRevision() = 0;
+  // Moves the cursor of schedule `id` to `cursor` on condition that its generation is
+  // still `generation` (kAborted otherwise: the definition changed since the caller read
+  // it; kNotFound when it was deleted). Changes neither generation nor revision. In the
+  // same transaction as the ledger rows and enqueues it decides, so a change to the
+  // schedule and a fire of its old definition never both commit.
+  virtual Status AdvanceScheduleCursor(std::string_view id, int64_t generation,
+                                       Timestamp cursor) = 0;
+
+  // kAlreadyExists when (schedule_id, nominal) is already in the ledger: the permanent
+  // guarantee of at most one decision, and so at most one run, per nominal fire time.
+  // kNotFound when the schedule does not exist.
+  virtual Status InsertFire(const FireRecord& f) = 0;
+  // Ledger rows of one schedule, newest nominal first; `before`: only rows whose nominal
+  // is earlier (the cursor for paging). limit 1..10000.
+  virtual Result<std::vector<FireRecord>> ListFires(std::string_view schedule_id,
+                                                    std::optional<Timestamp> before, int limit) = 0;
+  // PENDING, RUNNING and WAITING runs with this trigger and triggered_by, oldest first, at
+  // most `limit` (1..1000). (Overlap policies ask this about a schedule's runs.)
+  virtual Result<std::vector<Run>> ListActiveRuns(Trigger trigger, std::string_view triggered_by,
+                                                  int limit) = 0;
 };
 
 // Wake-ups across processes for the queue: after committing new claimable work a process
@@ -195,6 +271,15 @@ class QueueListener {
   // Makes a pending or the next Wait return true at once (for shutdown, and for
   // enqueues in this process).
   virtual void Wake() = 0;
+};
+
+// A held singleton lock (Store::TryLead).
+class Leadership {
+ public:
+  virtual ~Leadership() = default;
+  // False once the lock is known lost (PostgreSQL: its connection broke). Cheap enough
+  // to call before every decision; may do a round trip at most once a second.
+  virtual bool Held() = 0;
 };
 
 enum class Durability { kFull, kFast };
@@ -235,6 +320,13 @@ class Store {
   // See QueueListener. NotifyQueue is cheap and never blocks on listeners.
   virtual Status NotifyQueue() = 0;
   virtual Result<std::unique_ptr<QueueListener>> ListenQueue() = 0;
+
+  // Leadership of one named singleton task among every process using this store (the
+  // schedule loop: "scheduler"). Returns the held lock, or nullptr when another holder
+  // has it. Released when the Leadership is destroyed or its process dies. SQLite: an
+  // flock on "<db>.<name>.lock" beside the database (process-local for ":memory:");
+  // PostgreSQL: a session advisory lock on a dedicated connection, scoped to the schema.
+  virtual Result<std::unique_ptr<Leadership>> TryLead(std::string_view name) = 0;
 };
 
 // The default store URL for a data directory: "sqlite:DIR/automan.db".

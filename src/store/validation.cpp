@@ -82,4 +82,58 @@ Status ValidateLogQuery(const LogQuery& q) {
   return Status::Ok();
 }
 
+Status ValidateScheduleId(std::string_view id) {
+  if (id.empty()) return Error(ErrorCode::kInvalidArgument, "schedule id is empty");
+  if (id.size() > kMaxScheduleIdBytes) {
+    return Error(ErrorCode::kInvalidArgument, "schedule id \"{}...\" is {} bytes long (at most {})",
+                 id.substr(0, 40), id.size(), kMaxScheduleIdBytes);
+  }
+  return Status::Ok();
+}
+
+Status ValidateSchedule(const ScheduleRecord& s) {
+  AUTOMAN_RETURN_IF_ERROR(ValidateScheduleId(s.id));
+  if (s.runbook_id.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "schedule {} has no runbook id", s.id);
+  }
+  if (s.spec_json.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "schedule {} has no definition (spec_json)", s.id);
+  }
+  return Status::Ok();
+}
+
+Status ValidateFire(const FireRecord& f) {
+  return ValidateScheduleId(f.schedule_id).WithContext("fire ledger row");
+}
+
+Status ValidateFireListLimit(int limit) {
+  if (limit < 1 || limit > kMaxFireListLimit) {
+    return Error(ErrorCode::kInvalidArgument, "fire ledger list limit {} is out of range 1..{}",
+                 limit, kMaxFireListLimit);
+  }
+  return Status::Ok();
+}
+
+Status ValidateActiveRunListLimit(int limit) {
+  if (limit < 1 || limit > kMaxActiveRunListLimit) {
+    return Error(ErrorCode::kInvalidArgument, "active run list limit {} is out of range 1..{}",
+                 limit, kMaxActiveRunListLimit);
+  }
+  return Status::Ok();
+}
+
+Status ValidateLeadershipName(std::string_view name) {
+  auto lower = [](char c) { return c >= 'a' && c <= 'z'; };
+  bool ok = !name.empty() && name.size() <= 64 && lower(name[0]);
+  for (char c : name) {
+    ok = ok && (lower(c) || (c >= '0' && c <= '9') || c == '_' || c == '-');
+  }
+  if (!ok) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "leadership name \"{}\" is not 1..64 of [a-z0-9_-] starting with a letter",
+                 name.substr(0, 80));
+  }
+  return Status::Ok();
+}
+
 }  // namespace automan

@@ -7,7 +7,9 @@
 // Thread-safe (pure functions).
 #pragma once
 
+#include <cstddef>
 #include <span>
+#include <string_view>
 
 #include "common/status.h"
 #include "core/run.h"
@@ -26,5 +28,19 @@ inline constexpr int kMaxRunListLimit = 1000;
 inline constexpr int kMaxLogReadLimit = 100000;
 Status ValidateRunFilter(const RunFilter& f);
 Status ValidateLogQuery(const LogQuery& q);
+
+// Schedules and the fire ledger (store.h): a schedule id is 1..kMaxScheduleIdBytes bytes;
+// a schedule needs a runbook id and a spec; a ledger row needs a valid schedule id.
+inline constexpr size_t kMaxScheduleIdBytes = 200;
+inline constexpr int kMaxFireListLimit = 10000;
+inline constexpr int kMaxActiveRunListLimit = 1000;
+Status ValidateScheduleId(std::string_view id);
+Status ValidateSchedule(const ScheduleRecord& s);
+Status ValidateFire(const FireRecord& f);
+Status ValidateFireListLimit(int limit);
+Status ValidateActiveRunListLimit(int limit);
+
+// Store::TryLead names: ^[a-z][a-z0-9_-]{0,63}$ (they become part of a file name).
+Status ValidateLeadershipName(std::string_view name);
 
 }  // namespace automan

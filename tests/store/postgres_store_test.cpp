@@ -25,6 +25,9 @@ INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformanceTest,
 INSTANTIATE_TEST_SUITE_P(Postgres, StoreQueueConformanceTest,
                          ::testing::Values(StoreBackend{"schema", OpenFreshPostgres}),
                          StoreBackendName);
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreScheduleConformanceTest,
+                         ::testing::Values(StoreBackend{"schema", OpenFreshPostgres, PgUrlOf}),
+                         StoreBackendName);
 
 class PostgresStoreTest : public StoreTest {};
 
@@ -235,6 +238,94 @@ TEST_F(PostgresStoreTest, MigrationTwoKeepsExistingRunsInEnqueueOrder) {
   ASSERT_OK(old);
   EXPECT_FALSE(old->cancel_requested);
   EXPECT_TRUE(old->concurrency.empty());
+}
+
+// A database left at version 2 by an older automan gains the schedule tables, the
+// revision row and the active-runs index; its runs are listed by ListActiveRuns.
+TEST_F(PostgresStoreTest, MigrationThreeAddsSchedulesToAVersion2Database) {
+  std::string schema;
+  auto url = PgFreshUrl(&schema);
+  ASSERT_OK(url);
+  ASSERT_OK(PgAdminQuery(
+      "BEGIN; SET LOCAL search_path = " + schema +
+      "; CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, "
+      "applied_at BIGINT NOT NULL);" +
+      std::string(PostgresMigrations()[0].sql) + std::string(PostgresMigrations()[1].sql) +
+      "INSERT INTO schema_migrations VALUES (1, 'v1', 0), (2, 'v2', 0);"
+      "INSERT INTO runbook_versions VALUES ('sha256:v2', 'rb', 'id: rb', 'x', 0);"
+      "INSERT INTO runs (id, runbook_id, runbook_version, status, \"trigger\", triggered_by, "
+      "params_json, priority, attempt, max_attempts, created_at, outputs_json, error, "
+      "lease_owner, fence) VALUES ('run-v2', 'rb', 'sha256:v2', 'WAITING', 'schedule', "
+      "'rb/nightly', '{}', 0, 1, 1, 5, '{}', '', 'w', 1); COMMIT"));
+
+  auto store = Store::Open({.url = *url});
+  ASSERT_OK(store);
+  EXPECT_EQ((*store)->SchemaVersion(), LatestPostgresSchemaVersion());
+  auto indexes = PgAdminQuery("SELECT count(*) FROM pg_indexes WHERE schemaname = '" + schema +
+                              "' AND indexname = 'runs_active_by_trigger'");
+  ASSERT_OK(indexes);
+  EXPECT_EQ(*indexes, "1");
+  std::vector<Run> active;
+  int64_t revision = -1;
+  ASSERT_OK((*store)->Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(active, tx.ListActiveRuns(Trigger::kSchedule, "rb/nightly", 10));
+    ScheduleRecord s{.id = "rb/nightly", .runbook_id = "rb", .source = "cli", .spec_json = "{}"};
+    AUTOMAN_RETURN_IF_ERROR(tx.PutSchedule(s).status());
+    AUTOMAN_RETURN_IF_ERROR(tx.InsertFire(FireRecord{.schedule_id = s.id, .nominal = At(1)}));
+    AUTOMAN_ASSIGN_OR_RETURN(revision, tx.SchedulesRevision());
+    return Status::Ok();
+  }));
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0].id, "run-v2");
+  EXPECT_EQ(revision, 1);
+}
+
+// The leadership lives in its connection's session: when the server ends that session
+// (a restart, a network failure; here pg_terminate_backend), Held() turns false within
+// about a second and stays false, and another holder can take over.
+TEST_F(PostgresStoreTest, LeadershipIsLostWithItsConnection) {
+  std::string schema;
+  auto url = PgFreshUrl(&schema);
+  ASSERT_OK(url);
+  const std::string app = "automan_lead_" + schema;
+  auto store = Store::Open({.url = *url + "&application_name=" + app});
+  ASSERT_OK(store);
+  auto lead = (*store)->TryLead("scheduler");
+  ASSERT_OK(lead);
+  ASSERT_NE(*lead, nullptr);
+  EXPECT_TRUE((*lead)->Held());
+  auto other = Store::Open({.url = *url});
+  ASSERT_OK(other);
+  auto refused = (*other)->TryLead("scheduler");
+  ASSERT_OK(refused);
+  EXPECT_EQ(*refused, nullptr);
+
+  // Only the session of this store that holds an advisory lock: the leadership's.
+  auto killed = PgAdminQuery(
+      "SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a WHERE "
+      "a.application_name = '" +
+      app +
+      "' AND EXISTS (SELECT 1 FROM pg_locks l WHERE "
+      "l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)");
+  ASSERT_OK(killed);
+  ASSERT_EQ(*killed, "1");
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((*lead)->Held() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_FALSE((*lead)->Held());
+  EXPECT_FALSE((*lead)->Held());  // for good
+
+  std::unique_ptr<Leadership> next;
+  while (next == nullptr && std::chrono::steady_clock::now() < deadline) {
+    auto l = (*other)->TryLead("scheduler");
+    ASSERT_OK(l);
+    next = std::move(l).value();
+    if (next == nullptr) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_NE(next, nullptr);
+  EXPECT_TRUE(next->Held());
 }
 
 // The claim's write: fenced on the old token, stores the new one.

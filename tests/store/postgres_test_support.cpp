@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -136,9 +137,29 @@ Result<std::string> PgAdminQuery(const std::string& sql) {
   return QueryLocked(a, sql);
 }
 
+namespace {
+struct OpenedStores {
+  std::mutex mu;
+  std::map<const Store*, std::string> urls;  // guarded by mu
+};
+OpenedStores& Opened() {
+  static OpenedStores* opened = new OpenedStores;  // never destroyed
+  return *opened;
+}
+}  // namespace
+
 Result<std::unique_ptr<Store>> OpenFreshPostgres() {
   AUTOMAN_ASSIGN_OR_RETURN(std::string url, PgFreshUrl());
-  return Store::Open({.url = url});
+  AUTOMAN_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open({.url = url}));
+  std::lock_guard<std::mutex> lock(Opened().mu);
+  Opened().urls[store.get()] = url;  // a later store at the same address replaces it
+  return store;
+}
+
+std::string PgUrlOf(const Store& store) {
+  std::lock_guard<std::mutex> lock(Opened().mu);
+  auto it = Opened().urls.find(&store);
+  return it != Opened().urls.end() ? it->second : std::string();
 }
 
 int ClosedPort() {

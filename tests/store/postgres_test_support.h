@@ -27,6 +27,9 @@ Result<std::string> PgFreshUrl(std::string* schema = nullptr);
 Result<std::string> PgAdminQuery(const std::string& sql);
 // A fresh, empty store (a StoreFactory).
 Result<std::unique_ptr<Store>> OpenFreshPostgres();
+// The URL OpenFreshPostgres opened `store` with ("" for a store it did not open): the
+// StoreBackend::url_of of the PostgreSQL backend.
+std::string PgUrlOf(const Store& store);
 // A port on 127.0.0.1 nothing listens on.
 int ClosedPort();
 

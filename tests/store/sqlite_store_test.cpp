@@ -40,6 +40,14 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, StoreQueueConformanceTest,
                          ::testing::Values(StoreBackend{"file", OpenFreshFile},
                                            StoreBackend{"memory", OpenMemory}),
                          StoreBackendName);
+// A file store's URL is its Describe(); a memory store's data is its own.
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreScheduleConformanceTest,
+                         ::testing::Values(StoreBackend{"file", OpenFreshFile,
+                                                        [](const Store& s) {
+                                                          return s.Describe();
+                                                        }},
+                                           StoreBackend{"memory", OpenMemory}),
+                         StoreBackendName);
 
 // A raw connection for looking at (or tampering with) a file behind the store's back.
 class RawDb {
@@ -327,6 +335,73 @@ TEST_F(SqliteStoreTest, MigratesAVersion1File) {
                               "'runs_retention', 'runs_by_runbook_version')"),
             "5");
   EXPECT_TRUE(store->CheckIntegrity().ok());
+}
+
+// A file written by a version-2 binary (the queue, no schedules) gains the schedule tables,
+// the revision row and the active-runs index in place; its runs stay and are listed.
+TEST_F(SqliteStoreTest, MigratesAVersion2File) {
+  TempDir dir;
+  const std::string path = dir.File("v2.db");
+  {
+    RawDb raw(path);
+    raw.Exec(std::string(SqliteMigrations()[0].sql));
+    raw.Exec(std::string(SqliteMigrations()[1].sql));
+    raw.Exec("PRAGMA user_version = 2");
+    raw.Exec(
+        "INSERT INTO runbook_versions VALUES ('sha256:v2', 'old', 'id: old', 'old.yaml', 1);"
+        "INSERT INTO runs (id, runbook_id, runbook_version, status, \"trigger\", triggered_by, "
+        "params_json, priority, attempt, max_attempts, created_at, outputs_json, error, "
+        "lease_owner, fence) VALUES ('run-v2', 'old', 'sha256:v2', 'RUNNING', 'schedule', "
+        "'old/nightly', '{}', 0, 1, 1, 5, '{}', '', 'w', 1)");
+  }
+  auto store = OpenSqlite(path);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->SchemaVersion(), LatestSqliteSchemaVersion());
+  EXPECT_EQ(RawDb(path).Query("PRAGMA user_version"), std::to_string(LatestSqliteSchemaVersion()));
+  EXPECT_EQ(RawDb(path).Query("SELECT count(*) FROM sqlite_schema WHERE name IN "
+                              "('schedules', 'schedule_revision', 'fire_ledger', "
+                              "'runs_active_by_trigger')"),
+            "4");
+
+  std::vector<Run> active;
+  int64_t revision = -1;
+  ScheduleRecord stored;
+  ASSERT_OK(store->Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(active, tx.ListActiveRuns(Trigger::kSchedule, "old/nightly", 10));
+    ScheduleRecord s{.id = "old/nightly", .runbook_id = "old", .source = "cli", .spec_json = "{}"};
+    AUTOMAN_ASSIGN_OR_RETURN(stored, tx.PutSchedule(s));
+    AUTOMAN_RETURN_IF_ERROR(tx.InsertFire(FireRecord{.schedule_id = s.id, .nominal = At(1)}));
+    AUTOMAN_ASSIGN_OR_RETURN(revision, tx.SchedulesRevision());
+    return Status::Ok();
+  }));
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0].id, "run-v2");
+  EXPECT_EQ(stored.generation, 1);
+  EXPECT_EQ(revision, 1);
+  EXPECT_TRUE(store->CheckIntegrity().ok());
+}
+
+// The lock file is "<database>.<name>.lock" beside the database, private (0600), and stays
+// after the Leadership is gone (only the flock on it comes and goes).
+TEST_F(SqliteStoreTest, LeadershipLocksAPrivateFileBesideTheDatabase) {
+  TempDir dir;
+  const std::string path = dir.File("automan.db");
+  auto store = OpenSqlite(path);
+  ASSERT_NE(store, nullptr);
+  {
+    auto lead = store->TryLead("scheduler");
+    ASSERT_OK(lead);
+    ASSERT_NE(*lead, nullptr);
+    EXPECT_EQ(ModeOf(path + ".scheduler.lock"), 0600);
+  }
+  EXPECT_TRUE(std::filesystem::exists(path + ".scheduler.lock"));
+  auto again = store->TryLead("scheduler");
+  ASSERT_OK(again);
+  EXPECT_NE(*again, nullptr);
+  // A lock file that cannot be created is an error, not a lost election.
+  std::filesystem::create_directory(path + ".janitor.lock");
+  auto broken = store->TryLead("janitor");
+  EXPECT_FALSE(broken.ok());
 }
 
 TEST_F(SqliteStoreTest, CreatesAPrivateDirectoryAndFile) {

@@ -12,6 +12,9 @@
 //                            StoreBackendName);
 //   INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConcurrencyTest, ..., StoreBackendName);
 //
+// store_conformance_schedules.cpp (schedules, the fire ledger, leadership) instantiates
+// StoreScheduleConformanceTest the same way.
+//
 // The suite uses only the public Store API and values every backend must be able to
 // store (valid UTF-8 text without NUL characters).
 #pragma once
@@ -38,6 +41,10 @@ using StoreFactory = std::function<Result<std::unique_ptr<Store>>()>;
 struct StoreBackend {
   std::string name;   // the test-name suffix: letters, digits and '_'
   StoreFactory open;  // a fresh, empty store on every call
+  // The URL (for Store::Open) of the data of a store `open` returned, to open it again as
+  // another Store or another process would. Unset when a store's data is private to its
+  // Store object (sqlite::memory:); the tests that need it are skipped then.
+  std::function<std::string(const Store&)> url_of;
 };
 
 inline void PrintTo(const StoreBackend& b, std::ostream* os) { *os << b.name; }
@@ -110,6 +117,31 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreBackend> {
   }
 
   std::unique_ptr<Store> store_;
+};
+
+// Schedules, the fire ledger, ListActiveRuns and Store::TryLead
+// (store_conformance_schedules.cpp). Instantiated like StoreConformanceTest; give the
+// backend a `url_of` so the leadership tests can open a second Store and a child process
+// on the same data. The test binary also needs writer_child.cpp.
+class StoreScheduleConformanceTest : public StoreConformanceTest {
+ protected:
+  // Each in its own transaction.
+  Result<ScheduleRecord> PutSchedule(const ScheduleRecord& s);
+  Result<ScheduleRecord> GetSchedule(const std::string& id);
+  Result<std::vector<ScheduleRecord>> ListSchedules();
+  Result<int64_t> Revision();
+  Status DeleteSchedule(const std::string& id);
+  Status Advance(const std::string& id, int64_t generation, Timestamp cursor);
+  Status InsertFire(const FireRecord& f);
+  Result<std::vector<FireRecord>> ListFires(const std::string& id,
+                                            std::optional<Timestamp> before = std::nullopt,
+                                            int limit = 100);
+  // Ids of ListActiveRuns.
+  Result<std::vector<std::string>> ActiveRunIds(Trigger trigger, const std::string& by,
+                                                int limit = 100);
+  // A second Store on this test's data (GetParam().url_of), or null when the backend has
+  // no shareable data.
+  std::unique_ptr<Store> OpenSecond();
 };
 
 // Threads sharing one Store (a separate suite so it can carry the `concurrency` label).

@@ -139,6 +139,49 @@ TEST_P(StoreConcurrencyTest, RacingInsertsOfOneRunHaveOneWinner) {
   EXPECT_EQ(got->triggered_by.rfind("thread-", 0), 0u);
 }
 
+// Schedule loops racing to decide the same occurrence (a second process on the same data,
+// a retried loop): exactly one records it and moves the cursor, the others see
+// kAlreadyExists and their transactions commit nothing.
+TEST_P(StoreConcurrencyTest, RacingFiresOfOneOccurrenceHaveOneWinner) {
+  ScheduleRecord sched{.id = "rb/nightly", .runbook_id = "rb", .source = "cli", .spec_json = "{}"};
+  ASSERT_OK(Write([&](StoreTx& tx) { return tx.PutSchedule(sched).status(); }));
+  constexpr int kThreads = 8;
+  std::atomic<int> won{0}, lost{0}, winner{-1};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      FireRecord f{.schedule_id = sched.id, .nominal = At(100), .due = At(100)};
+      f.run_id = "run-of-thread-" + std::to_string(i);
+      Status s = Write([&](StoreTx& tx) {
+        AUTOMAN_RETURN_IF_ERROR(tx.InsertFire(f));
+        return tx.AdvanceScheduleCursor(sched.id, 1, At(100 + i));
+      });
+      if (s.ok()) {
+        won.fetch_add(1);
+        winner.store(i);
+      } else if (s.code() == ErrorCode::kAlreadyExists) {
+        lost.fetch_add(1);
+      } else {
+        ADD_FAILURE() << s.ToString();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  ASSERT_EQ(won.load(), 1);
+  EXPECT_EQ(lost.load(), kThreads - 1);
+  std::vector<FireRecord> fires;
+  ScheduleRecord stored;
+  ASSERT_OK(Read([&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(fires, tx.ListFires(sched.id, std::nullopt, 100));
+    AUTOMAN_ASSIGN_OR_RETURN(stored, tx.GetSchedule(sched.id));
+    return Status::Ok();
+  }));
+  ASSERT_EQ(fires.size(), 1u);
+  // The fire and the cursor are the winner's: they committed together.
+  EXPECT_EQ(fires[0].run_id, "run-of-thread-" + std::to_string(winner.load()));
+  EXPECT_EQ(stored.cursor, At(100 + winner.load()));
+}
+
 // Writers holding different fencing tokens race on one run (a stale worker and the current
 // one): only the holder of the stored fence gets lines in; the others get kAborted and
 // write nothing.

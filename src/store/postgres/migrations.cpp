@@ -156,9 +156,54 @@ CREATE INDEX runs_delayed ON runs (not_before)
 DROP INDEX runs_by_runbook_version;
 )sql";
 
-constexpr std::array<PostgresMigration, 2> kMigrations{{
+// Version 3: schedules and the fire ledger, the PostgreSQL form of SQLite's migration 3.
+// - schedules (by id, COLLATE "C" so ListSchedules sorts as bytes), schedule_revision (one
+//   row; PutSchedule and DeleteSchedule update it in their transaction, so the counter
+//   moves exactly when they commit, never before: a sequence would move at the call and
+//   let a loop read the new value before the change is visible), fire_ledger (primary key
+//   (schedule_id, nominal_at); no foreign key, rows outlive their schedule).
+// - runs_active_by_trigger: ListActiveRuns, partial over PENDING, RUNNING and WAITING.
+constexpr std::string_view kV3 = R"sql(
+CREATE TABLE schedules (
+  id          TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  runbook_id  TEXT COLLATE "C" NOT NULL,
+  source      TEXT NOT NULL,
+  spec_json   TEXT NOT NULL,
+  paused      BOOLEAN NOT NULL,
+  generation  BIGINT NOT NULL,
+  cursor_at   BIGINT NOT NULL,
+  created_at  BIGINT NOT NULL,
+  updated_at  BIGINT NOT NULL
+);
+
+CREATE TABLE schedule_revision (
+  id        INTEGER PRIMARY KEY CHECK (id = 1),
+  revision  BIGINT NOT NULL
+);
+INSERT INTO schedule_revision (id, revision) VALUES (1, 0);
+
+CREATE TABLE fire_ledger (
+  schedule_id  TEXT COLLATE "C" NOT NULL,
+  nominal_at   BIGINT NOT NULL,
+  due_at       BIGINT NOT NULL,
+  status       TEXT NOT NULL,
+  reason       TEXT NOT NULL,
+  run_id       TEXT COLLATE "C" NOT NULL,
+  delay_us     BIGINT NOT NULL,
+  wall         TEXT NOT NULL,
+  generation   BIGINT NOT NULL,
+  recorded_at  BIGINT NOT NULL,
+  PRIMARY KEY (schedule_id, nominal_at)
+);
+
+CREATE INDEX runs_active_by_trigger ON runs ("trigger", triggered_by, created_at)
+  WHERE status IN ('PENDING', 'RUNNING', 'WAITING');
+)sql";
+
+constexpr std::array<PostgresMigration, 3> kMigrations{{
     {1, "runbook versions, runs, attempts, step runs, log lines", kV1},
     {2, "queue: cancel flag, enqueue order, concurrency keys and slots, queue indexes", kV2},
+    {3, "schedules, schedule revision, fire ledger, active runs by trigger", kV3},
 }};
 
 }  // namespace

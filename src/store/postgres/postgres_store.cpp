@@ -489,6 +489,45 @@ Result<Run> ReadRun(const PGresult* res, int row) {
   return r;
 }
 
+constexpr std::string_view kScheduleColumns =
+    "id, runbook_id, source, spec_json, paused, generation, cursor_at, created_at, updated_at";
+
+ScheduleRecord ReadSchedule(const PGresult* r, int row) {
+  ScheduleRecord s;
+  s.id = Str(r, row, 0);
+  s.runbook_id = Str(r, row, 1);
+  s.source = Str(r, row, 2);
+  s.spec_json = Str(r, row, 3);
+  s.paused = View(r, row, 4) == "t";
+  s.generation = Int64(r, row, 5);
+  s.cursor = Time(r, row, 6);
+  s.created_at = Time(r, row, 7);
+  s.updated_at = Time(r, row, 8);
+  return s;
+}
+
+constexpr std::string_view kFireColumns =
+    "schedule_id, nominal_at, due_at, status, reason, run_id, delay_us, wall, generation, "
+    "recorded_at";
+
+Result<FireRecord> ReadFire(const PGresult* r, int row) {
+  FireRecord f;
+  f.schedule_id = Str(r, row, 0);
+  f.nominal = Time(r, row, 1);
+  f.due = Time(r, row, 2);
+  AUTOMAN_ASSIGN_OR_RETURN(
+      f.status,
+      ParseName(ParseFireStatus(View(r, row, 3)), View(r, row, 3), "fire status",
+                fmt::format("schedule {} fire at {}", f.schedule_id, FormatRfc3339(f.nominal))));
+  f.reason = Str(r, row, 4);
+  f.run_id = Str(r, row, 5);
+  f.delay = Duration(Int64(r, row, 6));
+  f.wall = Str(r, row, 7);
+  f.generation = Int64(r, row, 8);
+  f.recorded_at = Time(r, row, 9);
+  return f;
+}
+
 Result<std::vector<Run>> ReadRuns(const PGresult* res) {
   std::vector<Run> out;
   const int n = store_detail::LibPq().PQntuples(res);
@@ -1212,7 +1251,196 @@ class PostgresTx final : public StoreTx {
         .status();
   }
 
+  // ---- Schedules and the fire ledger. PutSchedule and DeleteSchedule lock the
+  // schedule_revision row before the schedule's row (the CTE feeds the INSERT, and the
+  // DELETE's one-time filter runs the CTE before its scan), so the two never deadlock
+  // with each other.
+
+  Result<ScheduleRecord> PutSchedule(const ScheduleRecord& s) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("PutSchedule"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateSchedule(s));
+    static const std::string kSql =
+        "WITH rev AS (UPDATE schedule_revision SET revision = revision + 1 WHERE id = 1 "
+        "RETURNING 1) "
+        "INSERT INTO schedules AS s (id, runbook_id, source, spec_json, paused, generation, "
+        "cursor_at, created_at, updated_at) SELECT $1::text, $2::text, $3::text, $4::text, "
+        "$5::boolean, 1, $6::bigint, $7::bigint, $8::bigint FROM rev "
+        "ON CONFLICT (id) DO UPDATE SET runbook_id = EXCLUDED.runbook_id, "
+        "source = EXCLUDED.source, spec_json = EXCLUDED.spec_json, paused = EXCLUDED.paused, "
+        "generation = s.generation + 1, cursor_at = EXCLUDED.cursor_at, "
+        "updated_at = EXCLUDED.updated_at RETURNING generation, created_at";
+    Params p;
+    p.Text(s.id);
+    p.Text(s.runbook_id);
+    p.Text(s.source);
+    p.Text(s.spec_json);
+    p.Bool(s.paused);
+    p.Time(s.cursor);
+    p.Time(s.created_at);
+    p.Time(s.updated_at);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r,
+                             c_.Exec(kSql, p, fmt::format("storing schedule {}", s.id)));
+    if (store_detail::LibPq().PQntuples(r.get()) != 1) {
+      return Error(ErrorCode::kDataLoss, "the schedules revision row is missing");
+    }
+    ScheduleRecord out = s;
+    out.generation = Int64(r.get(), 0, 0);
+    out.created_at = Time(r.get(), 0, 1);
+    return out;
+  }
+
+  Result<ScheduleRecord> GetSchedule(std::string_view id) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateScheduleId(id));
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM schedules WHERE id = $1", kScheduleColumns);
+    Params p;
+    p.Text(id);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(kSql, p, fmt::format("reading schedule {}", id)));
+    if (store_detail::LibPq().PQntuples(r.get()) == 0) return ScheduleMissing(id);
+    return ReadSchedule(r.get(), 0);
+  }
+
+  Result<std::vector<ScheduleRecord>> ListSchedules() override {
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM schedules ORDER BY id", kScheduleColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(kSql, Params(), "listing schedules"));
+    std::vector<ScheduleRecord> out;
+    for (int i = 0, n = store_detail::LibPq().PQntuples(r.get()); i < n; ++i) {
+      out.push_back(ReadSchedule(r.get(), i));
+    }
+    return out;
+  }
+
+  // The revision moves only when the schedule is there (a refused delete writes nothing,
+  // unless another transaction deleted it meanwhile).
+  Status DeleteSchedule(std::string_view id) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("DeleteSchedule"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateScheduleId(id));
+    Params p;
+    p.Text(id);
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult r,
+        c_.Exec("WITH rev AS (UPDATE schedule_revision SET revision = revision + 1 WHERE id = 1 "
+                "AND EXISTS (SELECT 1 FROM schedules WHERE id = $1) RETURNING 1) "
+                "DELETE FROM schedules WHERE id = $1 AND (SELECT count(*) FROM rev) > 0",
+                p, fmt::format("deleting schedule {}", id)));
+    if (Affected(r.get()) == 0) return ScheduleMissing(id);
+    return Status::Ok();
+  }
+
+  Result<int64_t> SchedulesRevision() override {
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult r, c_.Exec("SELECT revision FROM schedule_revision WHERE id = 1", Params(),
+                            "reading the schedules revision"));
+    if (store_detail::LibPq().PQntuples(r.get()) != 1) {
+      return Error(ErrorCode::kDataLoss, "the schedules revision row is missing");
+    }
+    return Int64(r.get(), 0, 0);
+  }
+
+  // One conditional UPDATE (re-checked on the newest row version after waiting for a
+  // concurrent writer of the schedule); only a refusal reads the row again to say why.
+  Status AdvanceScheduleCursor(std::string_view id, int64_t generation, Timestamp cursor) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("AdvanceScheduleCursor"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateScheduleId(id));
+    Params p;
+    p.Text(id);
+    p.Int(generation);
+    p.Time(cursor);
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult r, c_.Exec("UPDATE schedules SET cursor_at = $3 WHERE id = $1 AND generation = $2",
+                            p, fmt::format("moving the cursor of schedule {}", id)));
+    if (Affected(r.get()) == 1) return Status::Ok();
+    AUTOMAN_ASSIGN_OR_RETURN(ScheduleRecord current, GetSchedule(id));
+    return Error(ErrorCode::kAborted,
+                 "schedule {}: cursor not moved, generation {} is stale (the schedule is at "
+                 "generation {}: its definition changed)",
+                 id, generation, current.generation);
+  }
+
+  // One statement: the schedule's row is locked FOR KEY SHARE (a concurrent DeleteSchedule
+  // waits for this transaction, and one that committed first makes the row vanish here),
+  // the row is inserted from it ON CONFLICT DO NOTHING (a duplicate does not abort the
+  // transaction), and both counts come back.
+  Status InsertFire(const FireRecord& f) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("InsertFire"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateFire(f));
+    Params p;
+    p.Text(f.schedule_id);
+    p.Time(f.nominal);
+    p.Time(f.due);
+    p.Text(FireStatusName(f.status));
+    p.Text(f.reason);
+    p.Text(f.run_id);
+    p.Int(f.delay.count());
+    p.Text(f.wall);
+    p.Int(f.generation);
+    p.Time(f.recorded_at);
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult r,
+        c_.Exec("WITH s AS (SELECT 1 FROM schedules WHERE id = $1 FOR KEY SHARE), "
+                "ins AS (INSERT INTO fire_ledger (schedule_id, nominal_at, due_at, status, "
+                "reason, run_id, delay_us, wall, generation, recorded_at) SELECT $1::text, "
+                "$2::bigint, $3::bigint, $4::text, $5::text, $6::text, $7::bigint, $8::text, "
+                "$9::bigint, $10::bigint FROM s "
+                "ON CONFLICT (schedule_id, nominal_at) DO NOTHING RETURNING 1) "
+                "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM ins)",
+                p, fmt::format("recording a fire of schedule {}", f.schedule_id)));
+    if (Int64(r.get(), 0, 0) == 0) return ScheduleMissing(f.schedule_id);
+    if (Int64(r.get(), 0, 1) == 1) return Status::Ok();
+    return Error(ErrorCode::kAlreadyExists,
+                 "schedule {}: the occurrence at {} is already in the fire ledger", f.schedule_id,
+                 FormatRfc3339(f.nominal));
+  }
+
+  Result<std::vector<FireRecord>> ListFires(std::string_view schedule_id,
+                                            std::optional<Timestamp> before, int limit) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateScheduleId(schedule_id));
+    AUTOMAN_RETURN_IF_ERROR(ValidateFireListLimit(limit));
+    static const std::string kAll = fmt::format(
+        "SELECT {} FROM fire_ledger WHERE schedule_id = $1 ORDER BY nominal_at DESC LIMIT $2",
+        kFireColumns);
+    static const std::string kBefore = fmt::format(
+        "SELECT {} FROM fire_ledger WHERE schedule_id = $1 AND nominal_at < $3 "
+        "ORDER BY nominal_at DESC LIMIT $2",
+        kFireColumns);
+    Params p;
+    p.Text(schedule_id);
+    p.Int(limit);
+    if (before) p.Time(*before);
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult r, c_.Exec(before ? kBefore : kAll, p,
+                            fmt::format("listing the fire ledger of schedule {}", schedule_id)));
+    std::vector<FireRecord> out;
+    for (int i = 0, n = store_detail::LibPq().PQntuples(r.get()); i < n; ++i) {
+      AUTOMAN_ASSIGN_OR_RETURN(FireRecord f, ReadFire(r.get(), i));
+      out.push_back(std::move(f));
+    }
+    return out;
+  }
+
+  Result<std::vector<Run>> ListActiveRuns(Trigger trigger, std::string_view triggered_by,
+                                          int limit) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateActiveRunListLimit(limit));
+    static const std::string kSql = fmt::format(
+        "SELECT {} FROM runs WHERE \"trigger\" = $1 AND triggered_by = $2 "
+        "AND status IN ('PENDING', 'RUNNING', 'WAITING') ORDER BY created_at, id LIMIT $3",
+        RunSelectColumns());
+    Params p;
+    p.Text(ToString(trigger));
+    p.Text(triggered_by);
+    p.Int(limit);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(kSql, p,
+                                                 fmt::format("listing the active runs of {} {}",
+                                                             ToString(trigger), triggered_by)));
+    return ReadRuns(r.get());
+  }
+
  private:
+  Status ScheduleMissing(std::string_view id) const {
+    return Error(ErrorCode::kNotFound, "schedule {} does not exist", id);
+  }
+
   Status RequireWrite(std::string_view op) const {
     if (mode_ != Store::TxMode::kRead) return Status::Ok();
     return Error(ErrorCode::kFailedPrecondition,
@@ -1551,6 +1779,75 @@ class PostgresQueueListener final : public QueueListener {
   steady_clock::time_point next_attempt_{};
 };
 
+// ---------------------------------------------------------------------------------------
+// Leadership (Store::TryLead): a session advisory lock on a dedicated connection
+
+// The advisory lock id of TryLead(name): FNV-1a 64 of "automan:lead:<schema>/<name>", so
+// stores in different schemas of one database (the tests use that) lead independently.
+// The prefix keeps the ids apart from LockKeyId's.
+int64_t LeadLockId(std::string_view schema, std::string_view name) {
+  uint64_t h = 14695981039346656037ULL;
+  auto mix = [&h](std::string_view bytes) {
+    for (unsigned char ch : bytes) {
+      h ^= ch;
+      h *= 1099511628211ULL;
+    }
+  };
+  mix("automan:lead:");
+  mix(schema);
+  mix("/");
+  mix(name);
+  return static_cast<int64_t>(h);
+}
+
+// Holds the connection whose session holds the lock; closing it releases the lock, and so
+// does the server when this process dies (its backend sees the socket close). Held()
+// checks the connection with `SELECT 1` at most once per kLeadCheckInterval, and once a
+// check failed it stays false (the session, and with it the lock, is gone).
+//
+// Thread-safe (a mutex around the connection).
+class PostgresLeadership final : public Leadership {
+ public:
+  static constexpr milliseconds kLeadCheckInterval{1000};
+
+  static Result<std::unique_ptr<Leadership>> TryLead(ConnectSpec spec, std::string_view name) {
+    std::unique_ptr<PostgresLeadership> l(new PostgresLeadership(std::move(spec)));
+    const std::string what =
+        fmt::format("taking the leadership \"{}\" on {}", name, l->spec_.describe);
+    AUTOMAN_ASSIGN_OR_RETURN(l->conn_, OpenConnection(l->spec_, &l->spec_.secrets));
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r,
+                             l->conn_->Exec("SELECT coalesce(current_schema(), '')", what));
+    const int64_t key = LeadLockId(View(r.get(), 0, 0), name);
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult locked,
+        l->conn_->Exec(fmt::format("SELECT pg_try_advisory_lock({}::bigint)", key), what));
+    if (View(locked.get(), 0, 0) != "t") return std::unique_ptr<Leadership>();
+    l->checked_ = steady_clock::now();
+    return std::unique_ptr<Leadership>(std::move(l));
+  }
+
+  bool Held() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (conn_ == nullptr) return false;
+    const auto now = steady_clock::now();
+    if (now - checked_ < kLeadCheckInterval) return true;
+    checked_ = now;
+    if (conn_->Exec("SELECT 1", "checking the leadership connection").ok() && !conn_->Broken()) {
+      return true;
+    }
+    conn_.reset();  // lost for good
+    return false;
+  }
+
+ private:
+  explicit PostgresLeadership(ConnectSpec spec) : spec_(std::move(spec)) {}
+
+  ConnectSpec spec_;  // its secrets scrub the connection's messages
+  std::mutex mu_;
+  std::unique_ptr<Connection> conn_;  // null once lost; guarded by mu_
+  steady_clock::time_point checked_;  // guarded by mu_
+};
+
 }  // namespace
 
 struct PostgresStore::Impl {
@@ -1752,6 +2049,11 @@ Status PostgresStore::NotifyQueue() {
 
 Result<std::unique_ptr<QueueListener>> PostgresStore::ListenQueue() {
   return PostgresQueueListener::Open(impl_->Spec());
+}
+
+Result<std::unique_ptr<Leadership>> PostgresStore::TryLead(std::string_view name) {
+  AUTOMAN_RETURN_IF_ERROR(ValidateLeadershipName(name));
+  return PostgresLeadership::TryLead(impl_->Spec(), name);
 }
 
 }  // namespace automan

@@ -52,6 +52,18 @@
 // ignores notifications of other schemas, and reconnects (with backoff) when the
 // connection breaks, returning true so that the caller re-polls.
 //
+// Schedules (schema version 3): PutSchedule and DeleteSchedule bump the one-row
+// schedule_revision in their statement, locking it before the schedule's row. InsertFire
+// is one statement that locks the schedule's row FOR KEY SHARE (a concurrent delete waits
+// for the transaction) and inserts ON CONFLICT DO NOTHING, so a duplicate (kAlreadyExists)
+// leaves the transaction usable. AdvanceScheduleCursor is one conditional UPDATE on
+// (id, generation).
+//
+// Leadership (TryLead): a dedicated connection (the Store's URL and schema) runs
+// pg_try_advisory_lock(FNV-1a 64 of "automan:lead:<current_schema>/<name>"); the session
+// lock lasts until the Leadership closes the connection or the process dies. Held() runs
+// `SELECT 1` on it at most once a second and is false for good after a failure.
+//
 // Text: PostgreSQL text must be valid UTF-8 without NUL characters (a UTF8 database);
 // other bytes are refused with kInvalidArgument.
 //
@@ -85,6 +97,7 @@ class PostgresStore final : public Store {
   int SchemaVersion() const override;
   Status NotifyQueue() override;
   Result<std::unique_ptr<QueueListener>> ListenQueue() override;
+  Result<std::unique_ptr<Leadership>> TryLead(std::string_view name) override;
 
   // The value of a server setting (`SHOW name`) on a pooled connection, for diagnostics
   // and tests. kInvalidArgument for a name that is not [a-z_]+.

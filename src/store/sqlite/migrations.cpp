@@ -173,9 +173,62 @@ CREATE INDEX runs_retention ON runs (runbook_id, finished_at)
 DROP INDEX runs_by_runbook_version;
 )sql";
 
-constexpr std::array<SqliteMigration, 2> kMigrations{{
+// Version 3: schedules and the fire ledger (scheduler/). Additive only.
+//
+// - schedules: one row per schedule; spec_json is the definition as the scheduler writes
+//   it (the store does not interpret it). `generation` counts definition changes (1 for a
+//   new schedule), `cursor_at` is the nominal instant up to which occurrences are decided.
+// - schedule_revision: one row, a counter bumped by every PutSchedule and DeleteSchedule, so
+//   a schedule loop notices changes made by other processes with one cheap read.
+// - fire_ledger: one row per expected occurrence, (schedule_id, nominal_at) the primary key:
+//   the permanent guarantee of at most one decision (and one run) per nominal fire time.
+//   WITHOUT ROWID, clustered by schedule and nominal instant (ListFires reads a schedule's
+//   rows newest first). No foreign key to schedules: the rows stay after a schedule is
+//   deleted (InsertFire checks that the schedule exists). delay_us is microseconds.
+// - runs_active_by_trigger: ListActiveRuns (a schedule's PENDING, RUNNING and WAITING runs,
+//   for the overlap policies), partial over the active statuses so it holds only the few
+//   active runs, oldest first.
+constexpr std::string_view kV3 = R"sql(
+CREATE TABLE schedules (
+  id          TEXT NOT NULL PRIMARY KEY,
+  runbook_id  TEXT NOT NULL,
+  source      TEXT NOT NULL,
+  spec_json   TEXT NOT NULL,
+  paused      INTEGER NOT NULL,
+  generation  INTEGER NOT NULL,
+  cursor_at   INTEGER NOT NULL,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE schedule_revision (
+  id        INTEGER PRIMARY KEY CHECK (id = 1),
+  revision  INTEGER NOT NULL
+) STRICT;
+INSERT INTO schedule_revision (id, revision) VALUES (1, 0);
+
+CREATE TABLE fire_ledger (
+  schedule_id  TEXT NOT NULL,
+  nominal_at   INTEGER NOT NULL,
+  due_at       INTEGER NOT NULL,
+  status       TEXT NOT NULL,
+  reason       TEXT NOT NULL,
+  run_id       TEXT NOT NULL,
+  delay_us     INTEGER NOT NULL,
+  wall         TEXT NOT NULL,
+  generation   INTEGER NOT NULL,
+  recorded_at  INTEGER NOT NULL,
+  PRIMARY KEY (schedule_id, nominal_at)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX runs_active_by_trigger ON runs ("trigger", triggered_by, created_at)
+  WHERE status IN ('PENDING', 'RUNNING', 'WAITING');
+)sql";
+
+constexpr std::array<SqliteMigration, 3> kMigrations{{
     {1, "runbook versions, runs, attempts, step runs, log lines", kV1},
     {2, "queue: cancel flag, concurrency keys, key slots, queue indexes", kV2},
+    {3, "schedules, schedule revision, fire ledger, active runs by trigger", kV3},
 }};
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sqlite3.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,6 +26,7 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <system_error>
 #include <thread>
 #include <tuple>
@@ -450,6 +452,45 @@ std::string StatusList(bool (*pred)(RunStatus)) {
 const std::string& TerminalStatuses() {
   static const std::string kList = StatusList(&IsTerminal);
   return kList;
+}
+
+constexpr std::string_view kScheduleColumns =
+    "id, runbook_id, source, spec_json, paused, generation, cursor_at, created_at, updated_at";
+
+ScheduleRecord ReadSchedule(const Stmt& st) {
+  ScheduleRecord s;
+  s.id = st.Str(0);
+  s.runbook_id = st.Str(1);
+  s.source = st.Str(2);
+  s.spec_json = st.Str(3);
+  s.paused = st.Int64(4) != 0;
+  s.generation = st.Int64(5);
+  s.cursor = st.Time(6);
+  s.created_at = st.Time(7);
+  s.updated_at = st.Time(8);
+  return s;
+}
+
+constexpr std::string_view kFireColumns =
+    "schedule_id, nominal_at, due_at, status, reason, run_id, delay_us, wall, generation, "
+    "recorded_at";
+
+Result<FireRecord> ReadFire(const Stmt& st) {
+  FireRecord f;
+  f.schedule_id = st.Str(0);
+  f.nominal = st.Time(1);
+  f.due = st.Time(2);
+  AUTOMAN_ASSIGN_OR_RETURN(
+      f.status,
+      ParseName(ParseFireStatus(st.View(3)), st.View(3), "fire status",
+                fmt::format("schedule {} fire at {}", f.schedule_id, FormatRfc3339(f.nominal))));
+  f.reason = st.Str(4);
+  f.run_id = st.Str(5);
+  f.delay = Duration(st.Int64(6));
+  f.wall = st.Str(7);
+  f.generation = st.Int64(8);
+  f.recorded_at = st.Time(9);
+  return f;
 }
 
 // Checks a run's concurrency rules before they are stored or used (see ConcurrencyLimit).
@@ -1158,7 +1199,211 @@ class SqliteTx final : public StoreTx {
     return c_.Exec("RELEASE delete_runs");
   }
 
+  // ---- Schedules and the fire ledger
+
+  // The revision goes up first: if the upsert then fails, the caller's transaction only
+  // carries a spurious bump (a loop re-reads the schedules once), never a change without
+  // one.
+  Result<ScheduleRecord> PutSchedule(const ScheduleRecord& s) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("PutSchedule"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateSchedule(s));
+    AUTOMAN_RETURN_IF_ERROR(BumpSchedulesRevision());
+    AUTOMAN_ASSIGN_OR_RETURN(
+        sqlite3_stmt * raw,
+        c_.Prepare("INSERT INTO schedules (id, runbook_id, source, spec_json, paused, generation, "
+                   "cursor_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8) "
+                   "ON CONFLICT (id) DO UPDATE SET runbook_id = excluded.runbook_id, "
+                   "source = excluded.source, spec_json = excluded.spec_json, "
+                   "paused = excluded.paused, generation = schedules.generation + 1, "
+                   "cursor_at = excluded.cursor_at, updated_at = excluded.updated_at "
+                   "RETURNING generation, created_at"));
+    Stmt st(raw);
+    st.TextRef(1, s.id);
+    st.TextRef(2, s.runbook_id);
+    st.TextRef(3, s.source);
+    st.TextRef(4, s.spec_json);
+    st.Int(5, s.paused ? 1 : 0);
+    st.Time(6, s.cursor);
+    st.Time(7, s.created_at);
+    st.Time(8, s.updated_at);
+    int rc = st.Step();
+    if (rc != SQLITE_ROW) {
+      return SqliteStatus(rc, c_.db(), fmt::format("storing schedule {}", s.id));
+    }
+    ScheduleRecord out = s;
+    out.generation = st.Int64(0);
+    out.created_at = st.Time(1);
+    rc = st.Step();  // runs the statement to its end
+    if (rc != SQLITE_DONE) {
+      return SqliteStatus(rc, c_.db(), fmt::format("storing schedule {}", s.id));
+    }
+    return out;
+  }
+
+  Result<ScheduleRecord> GetSchedule(std::string_view id) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateScheduleId(id));
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM schedules WHERE id = ?1", kScheduleColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    st.TextRef(1, id);
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) return ScheduleMissing(id);
+    if (rc != SQLITE_ROW) {
+      return SqliteStatus(rc, c_.db(), fmt::format("reading schedule {}", id));
+    }
+    return ReadSchedule(st);
+  }
+
+  Result<std::vector<ScheduleRecord>> ListSchedules() override {
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM schedules ORDER BY id", kScheduleColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    std::vector<ScheduleRecord> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadSchedule(st));
+    if (rc != SQLITE_DONE) return SqliteStatus(rc, c_.db(), "listing schedules");
+    return out;
+  }
+
+  // Deletes first and bumps only when a row went (a refused delete writes nothing).
+  Status DeleteSchedule(std::string_view id) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("DeleteSchedule"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateScheduleId(id));
+    {
+      AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                               c_.Prepare("DELETE FROM schedules WHERE id = ?1"));
+      Stmt st(raw);
+      st.TextRef(1, id);
+      int rc = st.Step();
+      if (rc != SQLITE_DONE) {
+        return SqliteStatus(rc, c_.db(), fmt::format("deleting schedule {}", id));
+      }
+      if (sqlite3_changes(c_.db()) == 0) return ScheduleMissing(id);
+    }
+    return BumpSchedulesRevision();
+  }
+
+  Result<int64_t> SchedulesRevision() override {
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw,
+                             c_.Prepare("SELECT revision FROM schedule_revision WHERE id = 1"));
+    Stmt st(raw);
+    int rc = st.Step();
+    if (rc == SQLITE_ROW) return st.Int64(0);
+    if (rc == SQLITE_DONE) {
+      return Error(ErrorCode::kDataLoss, "the schedules revision row is missing");
+    }
+    return SqliteStatus(rc, c_.db(), "reading the schedules revision");
+  }
+
+  Status AdvanceScheduleCursor(std::string_view id, int64_t generation, Timestamp cursor) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("AdvanceScheduleCursor"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateScheduleId(id));
+    {
+      AUTOMAN_ASSIGN_OR_RETURN(
+          sqlite3_stmt * raw,
+          c_.Prepare("UPDATE schedules SET cursor_at = ?3 WHERE id = ?1 AND generation = ?2"));
+      Stmt st(raw);
+      st.TextRef(1, id);
+      st.Int(2, generation);
+      st.Time(3, cursor);
+      int rc = st.Step();
+      if (rc != SQLITE_DONE) {
+        return SqliteStatus(rc, c_.db(), fmt::format("moving the cursor of schedule {}", id));
+      }
+      if (sqlite3_changes(c_.db()) == 1) return Status::Ok();
+    }
+    AUTOMAN_ASSIGN_OR_RETURN(ScheduleRecord current, GetSchedule(id));
+    return GenerationMismatch(id, generation, current.generation);
+  }
+
+  // One statement inserts the row only if the schedule exists and the key is new; when it
+  // inserts nothing, a lookup of the schedule tells the two refusals apart.
+  Status InsertFire(const FireRecord& f) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("InsertFire"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateFire(f));
+    {
+      AUTOMAN_ASSIGN_OR_RETURN(
+          sqlite3_stmt * raw,
+          c_.Prepare("INSERT INTO fire_ledger (schedule_id, nominal_at, due_at, status, reason, "
+                     "run_id, delay_us, wall, generation, recorded_at) "
+                     "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 "
+                     "WHERE EXISTS (SELECT 1 FROM schedules WHERE id = ?1) "
+                     "ON CONFLICT (schedule_id, nominal_at) DO NOTHING"));
+      Stmt st(raw);
+      st.TextRef(1, f.schedule_id);
+      st.Time(2, f.nominal);
+      st.Time(3, f.due);
+      st.TextRef(4, FireStatusName(f.status));
+      st.TextRef(5, f.reason);
+      st.TextRef(6, f.run_id);
+      st.Int(7, f.delay.count());
+      st.TextRef(8, f.wall);
+      st.Int(9, f.generation);
+      st.Time(10, f.recorded_at);
+      int rc = st.Step();
+      if (rc != SQLITE_DONE) {
+        return SqliteStatus(rc, c_.db(),
+                            fmt::format("recording a fire of schedule {}", f.schedule_id));
+      }
+      if (sqlite3_changes(c_.db()) == 1) return Status::Ok();
+    }
+    AUTOMAN_RETURN_IF_ERROR(GetSchedule(f.schedule_id).status());
+    return FireExists(f);
+  }
+
+  Result<std::vector<FireRecord>> ListFires(std::string_view schedule_id,
+                                            std::optional<Timestamp> before, int limit) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateScheduleId(schedule_id));
+    AUTOMAN_RETURN_IF_ERROR(ValidateFireListLimit(limit));
+    static const std::string kAll = fmt::format(
+        "SELECT {} FROM fire_ledger WHERE schedule_id = ?1 ORDER BY nominal_at DESC LIMIT ?2",
+        kFireColumns);
+    static const std::string kBefore = fmt::format(
+        "SELECT {} FROM fire_ledger WHERE schedule_id = ?1 AND nominal_at < ?3 "
+        "ORDER BY nominal_at DESC LIMIT ?2",
+        kFireColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(before ? kBefore : kAll));
+    Stmt st(raw);
+    st.TextRef(1, schedule_id);
+    st.Int(2, limit);
+    if (before) st.Time(3, *before);
+    std::vector<FireRecord> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      AUTOMAN_ASSIGN_OR_RETURN(FireRecord f, ReadFire(st));
+      out.push_back(std::move(f));
+    }
+    if (rc != SQLITE_DONE) {
+      return SqliteStatus(rc, c_.db(),
+                          fmt::format("listing the fire ledger of schedule {}", schedule_id));
+    }
+    return out;
+  }
+
+  Result<std::vector<Run>> ListActiveRuns(Trigger trigger, std::string_view triggered_by,
+                                          int limit) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateActiveRunListLimit(limit));
+    static const std::string kSql = fmt::format(
+        "SELECT {} FROM runs INDEXED BY runs_active_by_trigger WHERE \"trigger\" = ?1 "
+        "AND triggered_by = ?2 AND status IN ('PENDING', 'RUNNING', 'WAITING') "
+        "ORDER BY created_at, id LIMIT ?3",
+        kRunReadColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    st.TextRef(1, ToString(trigger));
+    st.TextRef(2, triggered_by);
+    st.Int(3, limit);
+    return ReadRuns(
+        st, fmt::format("listing the active runs of {} {}", ToString(trigger), triggered_by));
+  }
+
  private:
+  Status BumpSchedulesRevision() {
+    return c_.Exec("UPDATE schedule_revision SET revision = revision + 1 WHERE id = 1")
+        .WithContext("bumping the schedules revision");
+  }
   Status InsertRunRow(const Run& run, const std::string& params, const std::string& outputs) {
     static const std::string kSql = fmt::format(
         "INSERT INTO runs ({}, cancel_requested, key_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
@@ -1324,6 +1569,23 @@ class SqliteTx final : public StoreTx {
 
   Status RunMissing(std::string_view run_id) const {
     return Error(ErrorCode::kNotFound, "run {} does not exist", run_id);
+  }
+
+  Status ScheduleMissing(std::string_view id) const {
+    return Error(ErrorCode::kNotFound, "schedule {} does not exist", id);
+  }
+
+  Status GenerationMismatch(std::string_view id, int64_t expected, int64_t current) const {
+    return Error(ErrorCode::kAborted,
+                 "schedule {}: cursor not moved, generation {} is stale (the schedule is at "
+                 "generation {}: its definition changed)",
+                 id, expected, current);
+  }
+
+  Status FireExists(const FireRecord& f) const {
+    return Error(ErrorCode::kAlreadyExists,
+                 "schedule {}: the occurrence at {} is already in the fire ledger", f.schedule_id,
+                 FormatRfc3339(f.nominal));
   }
 
   Result<int64_t> CurrentFence(std::string_view run_id) {
@@ -1670,6 +1932,70 @@ class WakeSender {
   timespec mtime_{};
 };
 
+// ---------------------------------------------------------------------------------------
+// Leadership (Store::TryLead)
+
+// A file store's leaderships: an flock on "<database>.<name>.lock". flock locks belong to
+// the open file description, so each TryLead opens the file anew: two TryLead calls of one
+// process exclude each other as two processes do, and the kernel releases the lock when
+// the descriptor is closed or its process dies.
+class FileLeadership final : public Leadership {
+ public:
+  explicit FileLeadership(int fd) : fd_(fd) {}
+  ~FileLeadership() override { ::close(fd_); }
+  FileLeadership(const FileLeadership&) = delete;
+  FileLeadership& operator=(const FileLeadership&) = delete;
+  bool Held() override { return true; }  // nothing takes an flock away from its holder
+
+ private:
+  int fd_;
+};
+
+std::string LeadLockPath(const std::string& db_path, std::string_view name) {
+  return fmt::format("{}.{}.lock", db_path, name);
+}
+
+Result<std::unique_ptr<Leadership>> TryFileLead(const std::string& path) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return ErrnoStatus(errno, fmt::format("opening the lock file \"{}\"", path));
+  int rc;
+  do {
+    rc = flock(fd, LOCK_EX | LOCK_NB);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) return std::unique_ptr<Leadership>();
+    return ErrnoStatus(err, fmt::format("locking \"{}\"", path));
+  }
+  return std::unique_ptr<Leadership>(new FileLeadership(fd));
+}
+
+// A ":memory:" store's leaderships: process-local, the names held in a set shared by the
+// store and its Leadership objects (so either may go first).
+struct MemoryLeads {
+  std::mutex mu;
+  std::set<std::string, std::less<>> held;  // guarded by mu
+};
+
+class MemoryLeadership final : public Leadership {
+ public:
+  MemoryLeadership(std::shared_ptr<MemoryLeads> leads, std::string name)
+      : leads_(std::move(leads)), name_(std::move(name)) {}
+  ~MemoryLeadership() override {
+    std::lock_guard<std::mutex> lock(leads_->mu);
+    leads_->held.erase(name_);
+  }
+  bool Held() override { return true; }
+
+ private:
+  std::shared_ptr<MemoryLeads> leads_;
+  std::string name_;
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -1694,6 +2020,9 @@ struct SqliteStore::Impl {
   // sender of a file store.
   std::shared_ptr<MemoryWakeups> memory_wakeups = std::make_shared<MemoryWakeups>();
   WakeSender wake_sender;
+
+  // TryLead of a ":memory:" store.
+  std::shared_ptr<MemoryLeads> memory_leads = std::make_shared<MemoryLeads>();
 
   Status Write(TxMode mode, const std::function<Status(StoreTx&)>& fn);
   void RunBatch(const std::vector<WriteMember*>& batch);
@@ -2144,6 +2473,17 @@ Result<std::unique_ptr<QueueListener>> SqliteStore::ListenQueue() {
     return std::unique_ptr<QueueListener>(new MemoryListener(impl_->memory_wakeups));
   }
   return SocketListener::Create(WakeDirOf(impl_->path));
+}
+
+Result<std::unique_ptr<Leadership>> SqliteStore::TryLead(std::string_view name) {
+  AUTOMAN_RETURN_IF_ERROR(ValidateLeadershipName(name));
+  if (impl_->memory) {
+    std::lock_guard<std::mutex> lock(impl_->memory_leads->mu);
+    if (!impl_->memory_leads->held.emplace(name).second) return std::unique_ptr<Leadership>();
+    return std::unique_ptr<Leadership>(
+        new MemoryLeadership(impl_->memory_leads, std::string(name)));
+  }
+  return TryFileLead(LeadLockPath(impl_->path, name));
 }
 
 }  // namespace automan

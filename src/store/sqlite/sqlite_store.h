@@ -45,6 +45,12 @@
 // arrive before a Wait count as one. A ":memory:" store's listeners are in-process:
 // NotifyQueue wakes the listeners of that Store object only.
 //
+// Leadership (TryLead): an flock(LOCK_EX | LOCK_NB) on "<database file>.<name>.lock"
+// (created 0600 beside the database, never removed), opened anew by every call, so it
+// excludes other processes and other calls of this process alike; the kernel releases it
+// when the Leadership is destroyed or the process dies. Held() is always true. A
+// ":memory:" store's leaderships are process-local (a set of names in the Store).
+//
 // Schema: migrations from store/sqlite/migrations.h, applied at Open.
 //
 // Thread safety: as Store. Transact must not be called from inside a Transact callback of
@@ -87,6 +93,7 @@ class SqliteStore final : public Store {
   int SchemaVersion() const override;
   Status NotifyQueue() override;
   Result<std::unique_ptr<QueueListener>> ListenQueue() override;
+  Result<std::unique_ptr<Leadership>> TryLead(std::string_view name) override;
 
   // The value of `PRAGMA <name>` (a bare name such as "synchronous") on a pooled
   // connection, as text: for diagnostics (`automan doctor`) and tests.
