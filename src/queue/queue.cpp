@@ -146,6 +146,8 @@ Result<Enqueued> Queue::EnqueueInTx(StoreTx& tx, const EnqueueRequest& r, Timest
   run.retry_of = r.retry_of;
   run.idempotency_key = r.idempotency_key;
   run.concurrency = rb.concurrency;
+  run.concurrency.insert(run.concurrency.end(), r.extra_concurrency.begin(),
+                         r.extra_concurrency.end());
   AUTOMAN_RETURN_IF_ERROR(tx.InsertRun(run));
   return Enqueued{std::move(run), true};
 }
@@ -363,23 +365,27 @@ Result<Run> Queue::Finish(const Run& claimed, const AttemptOutcome& outcome,
   return run;
 }
 
+Result<Run> Queue::CancelInTx(StoreTx& tx, std::string_view run_id) {
+  AUTOMAN_ASSIGN_OR_RETURN(Run run, tx.GetRun(run_id));
+  if (run.status == RunStatus::kPending) {
+    run.status = RunStatus::kCancelled;
+    run.finished_at = clock_.Now();
+    run.error = "cancelled before it started";
+    AUTOMAN_RETURN_IF_ERROR(tx.UpdateRun(run));
+  } else if (run.status == RunStatus::kRunning || run.status == RunStatus::kWaiting) {
+    AUTOMAN_RETURN_IF_ERROR(tx.RequestCancel(run.id));
+    run.cancel_requested = true;
+  }
+  return run;
+}
+
 Result<Run> Queue::Cancel(std::string_view run_id) {
   // A claim may move the fence between our read and our write (PostgreSQL runs them
   // concurrently); then the run is running and the next pass asks its worker instead.
   for (int pass = 0;; ++pass) {
     Run run;
     Status s = store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
-      AUTOMAN_ASSIGN_OR_RETURN(run, tx.GetRun(run_id));
-      if (run.status == RunStatus::kPending) {
-        run.status = RunStatus::kCancelled;
-        run.finished_at = clock_.Now();
-        run.error = "cancelled before it started";
-        return tx.UpdateRun(run);
-      }
-      if (run.status == RunStatus::kRunning || run.status == RunStatus::kWaiting) {
-        AUTOMAN_RETURN_IF_ERROR(tx.RequestCancel(run.id));
-        run.cancel_requested = true;
-      }
+      AUTOMAN_ASSIGN_OR_RETURN(run, CancelInTx(tx, run_id));
       return Status::Ok();
     });
     if (s.code() == ErrorCode::kAborted && pass < 3) continue;

@@ -111,6 +111,9 @@ struct EnqueueRequest {
   std::optional<int> max_attempts;             // 1..1000; default: see "Attempt budget"
   std::optional<Timestamp> deadline_at;
   std::optional<std::string> retry_of;
+  // Keys added to the runbook's own (the scheduler's overlap policies serialise a
+  // schedule's runs on one).
+  std::vector<ConcurrencyLimit> extra_concurrency;
 };
 
 struct Enqueued {
@@ -179,6 +182,14 @@ class Queue {
 
   // See Cancel above. Returns the run as it now is. kNotFound.
   Result<Run> Cancel(std::string_view run_id);
+
+  // Enqueue and Cancel inside the caller's kWrite transaction, so that other rows commit
+  // with them or not at all (the scheduler's ledger row and its run). Call Notify() after
+  // the transaction commits.
+  Result<Enqueued> EnqueueInTx(StoreTx& tx, const EnqueueRequest& request) {
+    return EnqueueInTx(tx, request, clock_.Now());
+  }
+  Result<Run> CancelInTx(StoreTx& tx, std::string_view run_id);
 
   // Rescues up to `limit` expired leases; returns how many runs it moved.
   Result<int> Rescue(int limit = 500);
