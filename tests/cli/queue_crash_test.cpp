@@ -63,17 +63,6 @@ const std::vector<std::string> kWorkerFlags = {"--lease", "1s", "--poll", "200ms
 
 double Seconds(steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// Polls `cond` every `every` until it holds (true) or `timeout` passed (false).
-template <typename F>
-bool WaitFor(F&& cond, milliseconds timeout, milliseconds every = milliseconds(50)) {
-  const auto deadline = steady_clock::now() + timeout;
-  while (true) {
-    if (cond()) return true;
-    if (steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(every);
-  }
-}
-
 // A `sleep` argument unique to this test process and call ("2.004217"): its processes can
 // be told apart from every other sleep on the machine.
 std::string SleepMarker(int whole_seconds) {
@@ -107,79 +96,8 @@ std::vector<int> PidsWithArg(const std::string& arg) {
   return out;
 }
 
-// A child process with stdout and stderr appended to a log file, in its own process group.
-// The destructor kill -9s it (only it: a worker's shims then clean up their own trees).
-class Child {
- public:
-  Child(const std::vector<std::string>& args, std::string log, const std::string& cwd)
-      : log_(std::move(log)) {
-    // The data dir is always given on the command line: drop what could override it.
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-      std::string_view v(*e);
-      if (v.starts_with("AUTOMAN_DB=") || v.starts_with("AUTOMAN_DATA=")) continue;
-      env.emplace_back(v);
-    }
-    std::vector<char*> envp;
-    for (auto& v : env) envp.push_back(v.data());
-    envp.push_back(nullptr);
-    std::vector<std::string> argv_s = args;
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, fd, 2);
-    posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    if (posix_spawn(&pid_, argv[0], &fa, &attr, argv.data(), envp.data()) != 0) pid_ = -1;
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fd);
-  }
-  ~Child() {
-    if (pid_ > 0 && !exit_code_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  pid_t pid() const { return pid_; }
-  bool ok() const { return pid_ > 0; }
-  void Signal(int sig) const { kill(pid_, sig); }
-  // Signals the whole process group (a shell loop and the command it is running).
-  void SignalGroup(int sig) const { kill(-pid_, sig); }
-  std::string Log() const { return ReadFile(log_); }
-
-  // The exit code (128 + signal when killed), or nullopt if it is still running after
-  // `timeout`.
-  std::optional<int> WaitExit(milliseconds timeout) {
-    if (exit_code_) return exit_code_;
-    WaitFor(
-        [&] {
-          int status = 0;
-          if (waitpid(pid_, &status, WNOHANG) != pid_) return false;
-          exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-          return true;
-        },
-        timeout, milliseconds(10));
-    return exit_code_;
-  }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  std::optional<int> exit_code_;
-};
+using Child = testing::ChildProcess;
+using testing::WaitFor;
 
 class QueueCrashTest : public ::testing::Test {
  protected:

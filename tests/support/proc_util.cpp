@@ -1,11 +1,20 @@
 #include "support/proc_util.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <sstream>
+
+#include "support/test_util.h"
+
+extern char** environ;
 
 namespace automan::testing {
 
@@ -52,6 +61,64 @@ int OpenFdCount() {
   }
   closedir(d);
   return n - 1;  // the DIR's own fd
+}
+
+ChildProcess::ChildProcess(const std::vector<std::string>& args, std::string log,
+                           const std::string& cwd)
+    : log_(std::move(log)) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view v(*e);
+    if (v.starts_with("AUTOMAN_DB=") || v.starts_with("AUTOMAN_DATA=")) continue;
+    env.emplace_back(v);
+  }
+  std::vector<char*> envp;
+  for (auto& v : env) envp.push_back(v.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_s = args;
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, fd, 1);
+  posix_spawn_file_actions_adddup2(&fa, fd, 2);
+  posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  if (posix_spawn(&pid_, argv[0], &fa, &attr, argv.data(), envp.data()) != 0) pid_ = -1;
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fd);
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && !exit_code_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+void ChildProcess::Signal(int sig) const { kill(pid_, sig); }
+void ChildProcess::SignalGroup(int sig) const { kill(-pid_, sig); }
+std::string ChildProcess::Log() const { return ReadFile(log_); }
+
+std::optional<int> ChildProcess::WaitExit(std::chrono::milliseconds timeout) {
+  if (exit_code_) return exit_code_;
+  WaitFor(
+      [&] {
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) != pid_) return false;
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return true;
+      },
+      timeout, std::chrono::milliseconds(10));
+  return exit_code_;
 }
 
 }  // namespace automan::testing
