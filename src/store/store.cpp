@@ -70,7 +70,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
                RedactStoreUrl(url));
 }
 
-std::string_view FireStatusName(FireStatus s) {
+std::string_view ToString(FireStatus s) {
   switch (s) {
     case FireStatus::kFired:
       return "fired";
@@ -87,7 +87,7 @@ std::string_view FireStatusName(FireStatus s) {
 std::optional<FireStatus> ParseFireStatus(std::string_view name) {
   for (FireStatus s :
        {FireStatus::kFired, FireStatus::kLate, FireStatus::kSkipped, FireStatus::kMissed}) {
-    if (FireStatusName(s) == name) return s;
+    if (ToString(s) == name) return s;
   }
   return std::nullopt;
 }

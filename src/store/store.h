@@ -63,7 +63,7 @@ struct RunbookVersion {
 };
 
 // A schedule as the store keeps it. The store does not interpret `spec_json` (the
-// schedule's definition, written and read by scheduler/schedule_spec_json).
+// schedule's definition, written and read by scheduler/definition.h).
 struct ScheduleRecord {
   std::string id;          // "<runbook id>/<schedule id>", 1..200 bytes
   std::string runbook_id;  // non-empty
@@ -80,7 +80,7 @@ struct ScheduleRecord {
 };
 
 enum class FireStatus { kFired, kLate, kSkipped, kMissed };
-std::string_view FireStatusName(FireStatus s);  // "fired" "late" "skipped" "missed"
+std::string_view ToString(FireStatus s);  // "fired" "late" "skipped" "missed"
 std::optional<FireStatus> ParseFireStatus(std::string_view name);
 
 // One expected occurrence of a schedule and what became of it.
@@ -247,6 +247,11 @@ class StoreTx {
   // guarantee of at most one decision, and so at most one run, per nominal fire time.
   // kNotFound when the schedule does not exist.
   virtual Status InsertFire(const FireRecord& f) = 0;
+  // Deletes and returns the ledger rows of `schedule_id` whose due time is after
+  // `due_after`: decisions the loop made ahead of time that a change to the schedule
+  // withdraws before they were due (scheduler/changes.h). Rows already due stay forever.
+  virtual Result<std::vector<FireRecord>> WithdrawFires(std::string_view schedule_id,
+                                                        Timestamp due_after) = 0;
   // Ledger rows of one schedule, newest nominal first; `before`: only rows whose nominal
   // is earlier (the cursor for paging). limit 1..10000.
   virtual Result<std::vector<FireRecord>> ListFires(std::string_view schedule_id,

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -374,6 +375,34 @@ TEST_P(StoreScheduleConformanceTest, ListFiresIsNewestFirstAndPages) {
   EXPECT_TRUE(ListFires("disk-cleanup/unknown")->empty());
 }
 
+TEST_P(StoreScheduleConformanceTest, WithdrawFiresDeletesOnlyRowsNotYetDue) {
+  const std::string id = SampleSchedule().id;
+  ASSERT_OK(PutSchedule(SampleSchedule()));
+  ASSERT_OK(PutSchedule(SampleSchedule("disk-cleanup/noise")));
+  // SampleFire's due is nominal - 5 s.
+  for (int64_t n : {10, 20, 30, 40}) ASSERT_OK(InsertFire(SampleFire(id, n)));
+  ASSERT_OK(InsertFire(SampleFire("disk-cleanup/noise", 40)));
+  std::vector<FireRecord> withdrawn;
+  ASSERT_OK(Write([&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(withdrawn, tx.WithdrawFires(id, At(25)));  // due 25 stays
+    return Status::Ok();
+  }));
+  std::sort(withdrawn.begin(), withdrawn.end(),
+            [](const FireRecord& a, const FireRecord& b) { return a.nominal < b.nominal; });
+  EXPECT_EQ(NominalSeconds(withdrawn), (std::vector<int64_t>{40}));
+  ASSERT_EQ(withdrawn.size(), 1u);
+  EXPECT_EQ(withdrawn[0], SampleFire(id, 40));
+  EXPECT_EQ(NominalSeconds(*ListFires(id)), (std::vector<int64_t>{30, 20, 10}));
+  EXPECT_EQ(NominalSeconds(*ListFires("disk-cleanup/noise")), (std::vector<int64_t>{40}));
+  // The occurrence can be decided again.
+  ASSERT_OK(InsertFire(SampleFire(id, 40)));
+  ASSERT_OK(Read([&](StoreTx& tx) -> Status {
+    ExpectError(tx.WithdrawFires(id, At(0)).status(), ErrorCode::kFailedPrecondition,
+                {"WithdrawFires"});
+    return Status::Ok();
+  }));
+}
+
 // ---------------------------------------------------------------------------------------
 // ListActiveRuns
 
@@ -501,9 +530,9 @@ TEST_P(StoreScheduleConformanceTest, ReadTransactionsRefuseScheduleWrites) {
 TEST_P(StoreScheduleConformanceTest, FireStatusNames) {
   for (FireStatus st :
        {FireStatus::kFired, FireStatus::kLate, FireStatus::kSkipped, FireStatus::kMissed}) {
-    EXPECT_EQ(ParseFireStatus(FireStatusName(st)), st) << FireStatusName(st);
+    EXPECT_EQ(ParseFireStatus(ToString(st)), st) << ToString(st);
   }
-  EXPECT_EQ(FireStatusName(FireStatus::kLate), "late");
+  EXPECT_EQ(ToString(FireStatus::kLate), "late");
   EXPECT_EQ(ParseFireStatus("FIRED"), std::nullopt);
   EXPECT_EQ(ParseFireStatus(""), std::nullopt);
 }

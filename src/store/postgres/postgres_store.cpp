@@ -1369,7 +1369,7 @@ class PostgresTx final : public StoreTx {
     p.Text(f.schedule_id);
     p.Time(f.nominal);
     p.Time(f.due);
-    p.Text(FireStatusName(f.status));
+    p.Text(ToString(f.status));
     p.Text(f.reason);
     p.Text(f.run_id);
     p.Int(f.delay.count());
@@ -1391,6 +1391,27 @@ class PostgresTx final : public StoreTx {
     return Error(ErrorCode::kAlreadyExists,
                  "schedule {}: the occurrence at {} is already in the fire ledger", f.schedule_id,
                  FormatRfc3339(f.nominal));
+  }
+
+  Result<std::vector<FireRecord>> WithdrawFires(std::string_view schedule_id,
+                                                Timestamp due_after) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("WithdrawFires"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateScheduleId(schedule_id));
+    static const std::string kSql =
+        fmt::format("DELETE FROM fire_ledger WHERE schedule_id = $1 AND due_at > $2 RETURNING {}",
+                    kFireColumns);
+    Params p;
+    p.Text(schedule_id);
+    p.Time(due_after);
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult r,
+        c_.Exec(kSql, p, fmt::format("withdrawing early fires of schedule {}", schedule_id)));
+    std::vector<FireRecord> out;
+    for (int i = 0, n = store_detail::LibPq().PQntuples(r.get()); i < n; ++i) {
+      AUTOMAN_ASSIGN_OR_RETURN(FireRecord f, ReadFire(r.get(), i));
+      out.push_back(std::move(f));
+    }
+    return out;
   }
 
   Result<std::vector<FireRecord>> ListFires(std::string_view schedule_id,

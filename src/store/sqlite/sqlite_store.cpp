@@ -1335,7 +1335,7 @@ class SqliteTx final : public StoreTx {
       st.TextRef(1, f.schedule_id);
       st.Time(2, f.nominal);
       st.Time(3, f.due);
-      st.TextRef(4, FireStatusName(f.status));
+      st.TextRef(4, ToString(f.status));
       st.TextRef(5, f.reason);
       st.TextRef(6, f.run_id);
       st.Int(7, f.delay.count());
@@ -1351,6 +1351,30 @@ class SqliteTx final : public StoreTx {
     }
     AUTOMAN_RETURN_IF_ERROR(GetSchedule(f.schedule_id).status());
     return FireExists(f);
+  }
+
+  Result<std::vector<FireRecord>> WithdrawFires(std::string_view schedule_id,
+                                                Timestamp due_after) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("WithdrawFires"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateScheduleId(schedule_id));
+    static const std::string kSql =
+        fmt::format("DELETE FROM fire_ledger WHERE schedule_id = ?1 AND due_at > ?2 RETURNING {}",
+                    kFireColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    st.TextRef(1, schedule_id);
+    st.Time(2, due_after);
+    std::vector<FireRecord> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      AUTOMAN_ASSIGN_OR_RETURN(FireRecord f, ReadFire(st));
+      out.push_back(std::move(f));
+    }
+    if (rc != SQLITE_DONE) {
+      return SqliteStatus(rc, c_.db(),
+                          fmt::format("withdrawing early fires of schedule {}", schedule_id));
+    }
+    return out;
   }
 
   Result<std::vector<FireRecord>> ListFires(std::string_view schedule_id,
