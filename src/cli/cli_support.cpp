@@ -9,6 +9,8 @@
 #include <atomic>
 #include <filesystem>
 
+#include "common/duration.h"
+
 namespace automan::cli {
 
 namespace {
@@ -80,5 +82,58 @@ CancelOnSignals::CancelOnSignals(CancelSignal& signal) {
 }
 
 CancelOnSignals::~CancelOnSignals() { g_cancel = nullptr; }
+
+std::optional<std::chrono::milliseconds> DurationFlag(std::string_view name,
+                                                      const std::string& text, bool allow_zero) {
+  auto d = ParseDuration(text);
+  if (!d.ok()) {
+    fmt::print(stderr, "error: --{} {}: {}\n", name, text, d.status().message());
+    return std::nullopt;
+  }
+  if (!allow_zero && d->count() <= 0) {
+    fmt::print(stderr, "error: --{} must be longer than 0, e.g. 30s\n", name);
+    return std::nullopt;
+  }
+  return *d;
+}
+
+Result<Runbook> ResolveRunbook(Store& store, const std::string& ref) {
+  if (ref.ends_with(".yaml") || ref.ends_with(".yml") || ref.find('/') != std::string::npos) {
+    ParseResult parsed = LoadRunbookFile(ref);
+    if (!parsed.ok()) {
+      std::string all;
+      for (const auto& d : parsed.diagnostics) all += "\n" + d.ToString();
+      return Error(ErrorCode::kInvalidArgument, "{} is not a valid runbook:{}", ref, all);
+    }
+    return std::move(*parsed.runbook);
+  }
+  RunbookVersion v;
+  AUTOMAN_RETURN_IF_ERROR(store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    RunFilter f;
+    f.runbook_id = ref;
+    f.limit = 1;
+    AUTOMAN_ASSIGN_OR_RETURN(std::vector<Run> runs, tx.ListRuns(f));
+    if (runs.empty()) {
+      return Error(ErrorCode::kNotFound,
+                   "no runbook \"{}\" in the store yet; enqueue its YAML file once "
+                   "(automan enqueue FILE.yaml)",
+                   ref);
+    }
+    AUTOMAN_ASSIGN_OR_RETURN(v, tx.GetRunbookVersion(runs.front().runbook_version));
+    return Status::Ok();
+  }));
+  ParseResult parsed = ParseRunbook(v.yaml, v.source);
+  if (!parsed.ok()) {
+    return Error(ErrorCode::kDataLoss, "stored version {} of {} does not parse: {}", v.version, ref,
+                 parsed.diagnostics.front().ToString());
+  }
+  return std::move(*parsed.runbook);
+}
+
+int ExitFor(const Status& s) {
+  return s.code() == ErrorCode::kInvalidArgument || s.code() == ErrorCode::kNotFound
+             ? kExitInvalidInput
+             : kExitFailed;
+}
 
 }  // namespace automan::cli

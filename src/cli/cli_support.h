@@ -2,13 +2,16 @@
 // `-p name=value` flags, this host's name, signal handling.
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "cli/commands.h"
 #include "common/status.h"
+#include "runbook/runbook.h"
 #include "sandbox/supervisor.h"
 #include "store/store.h"
 
@@ -21,6 +24,19 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreFlags& flags,
 // "name=value" flags as pairs; kInvalidArgument names the malformed one.
 Result<std::vector<std::pair<std::string, std::string>>> SplitParamFlags(
     const std::vector<std::string>& flags);
+
+// A duration flag (`--name text`); prints the problem and returns nullopt when malformed
+// (or zero, unless allow_zero).
+std::optional<std::chrono::milliseconds> DurationFlag(std::string_view name,
+                                                      const std::string& text,
+                                                      bool allow_zero = false);
+
+// The runbook `ref` names: a YAML file (a path, or a name ending in .yaml/.yml), or the
+// version most recently enqueued under that runbook id.
+Result<Runbook> ResolveRunbook(Store& store, const std::string& ref);
+
+// kExitInvalidInput for kInvalidArgument and kNotFound, kExitFailed otherwise.
+int ExitFor(const Status& s);
 
 std::string HostName();
 std::string CurrentUserName();

@@ -32,6 +32,8 @@ struct Options {
   EnqueueOptions enqueue;
   CancelOptions cancel;
   DlqOptions dlq;
+  CronOptions cron;
+  SchedulesOptions schedules;
 };
 
 struct Command {
@@ -82,6 +84,11 @@ const Command kCommands[] = {
        app.add_flag("--fast", o.worker.fast,
                     "Commit without fsync (synchronous=NORMAL): survives a crash, not a power "
                     "loss");
+       app.add_option("--runbooks", o.worker.runbooks_dir,
+                      "Keep the schedules of the runbook files in this directory in the store "
+                      "(re-read when a file changes)");
+       app.add_flag("--no-scheduler", o.worker.no_scheduler,
+                    "Do not run the schedule loop in this worker");
        AddStoreFlags(app, o.worker.store);
      },
      [](const Options& o) { return RunWorker(o.worker); }},
@@ -126,6 +133,67 @@ const Command kCommands[] = {
        AddStoreFlags(app, o.dlq.store);
      },
      [](const Options& o) { return RunDlq(o.dlq); }},
+    {"cron", "Preview a cron expression: next fire times in a zone, or plain words",
+     [](CLI::App& app, Options& o) {
+       app.add_option("action", o.cron.action, "next | explain")
+           ->required()
+           ->check(CLI::IsMember({"next", "explain"}));
+       app.add_option("expr", o.cron.expr, "Cron expression, quoted")->required();
+       app.add_option("--tz", o.cron.tz, "IANA time zone")->capture_default_str();
+       app.add_option("--from", o.cron.from,
+                      "Start after this instant (RFC 3339, or a wall time in --tz); default now");
+       app.add_option("-n,--count", o.cron.count, "How many fire times")
+           ->capture_default_str()
+           ->check(CLI::Range(1, 1000));
+       app.add_option("--dst-gap", o.cron.gap, "shift | skip (default: by the hour field)")
+           ->check(CLI::IsMember({"shift", "skip"}));
+       app.add_option("--dst-repeat", o.cron.repeat, "first | both (default: by the hour field)")
+           ->check(CLI::IsMember({"first", "both"}));
+     },
+     [](const Options& o) { return RunCron(o.cron); }},
+    {"schedules", "Schedules in the store: add, list, show, pause, resume, delete, ledger, sync",
+     [](CLI::App& app, Options& o) {
+       SchedulesOptions& s = o.schedules;
+       app.add_option("action", s.action,
+                      "add | list | show | pause | resume | delete | ledger | sync")
+           ->required()
+           ->check(CLI::IsMember(
+               {"add", "list", "show", "pause", "resume", "delete", "ledger", "sync"}));
+       app.add_option("args", s.args,
+                      "add: RUNBOOK (file or id); show/pause/resume/delete/ledger: schedule ids "
+                      "(RUNBOOK/ID); sync: runbook files");
+       app.add_option("--id", s.id, "add: the schedule's id within its runbook");
+       app.add_option("--cron", s.cron, "add: cron expression");
+       app.add_option("--every", s.every, "add: fixed interval (e.g. 90s)");
+       app.add_option("--at", s.at, "add: one instant (RFC 3339)");
+       app.add_option("--tz", s.tz, "add: IANA time zone")->capture_default_str();
+       app.add_option("--lead", s.lead,
+                      "add: deadline-aligned: start this long before each fire time, which the "
+                      "run gets as AUTOMAN_DEADLINE");
+       app.add_option("-p,--param", s.params, "add: parameter as name=value (repeatable)")
+           ->allow_extra_args(false);
+       app.add_option("--misfire", s.misfire, "add: skip | run_once | run_all")
+           ->capture_default_str()
+           ->check(CLI::IsMember({"skip", "run_once", "run_all"}));
+       app.add_option("--max-lateness", s.max_lateness, "add: default one period");
+       app.add_option("--overlap", s.overlap, "add: allow | skip | queue_one | cancel_previous")
+           ->capture_default_str()
+           ->check(CLI::IsMember({"allow", "skip", "queue_one", "cancel_previous"}));
+       app.add_option("--jitter", s.jitter, "add: delay each fire by up to this");
+       app.add_option("--dst-gap", s.gap, "add: shift | skip")
+           ->check(CLI::IsMember({"shift", "skip"}));
+       app.add_option("--dst-repeat", s.repeat, "add: first | both")
+           ->check(CLI::IsMember({"first", "both"}));
+       app.add_flag("--paused", s.paused, "add: create it paused");
+       app.add_flag("--replace", s.replace, "add: replace a schedule with the same id");
+       app.add_option("--limit", s.limit, "ledger: rows")
+           ->capture_default_str()
+           ->check(CLI::Range(1, 10000));
+       app.add_option("--before", s.before, "ledger: rows before this instant (RFC 3339)");
+       app.add_flag("--json", s.json, "list, show, ledger: print JSON lines");
+       AddStoreFlags(app, s.store);
+     },
+     [](const Options& o) { return RunSchedules(o.schedules); }},
 };
 
 }  // namespace

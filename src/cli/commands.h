@@ -34,9 +34,11 @@ struct WorkerOptionsFlags {
   std::string lease = "30s";
   std::string poll = "1s";
   std::string grace = "30s";
-  std::string retain_age;  // e.g. 30d; empty: keep
-  int retain_count = 0;    // per runbook; 0: keep
-  bool fast = false;       // Durability::kFast
+  std::string retain_age;    // e.g. 30d; empty: keep
+  int retain_count = 0;      // per runbook; 0: keep
+  bool fast = false;         // Durability::kFast
+  std::string runbooks_dir;  // sync the schedules of the runbook files here, and watch it
+  bool no_scheduler = false;
 };
 
 struct EnqueueOptions {
@@ -64,6 +66,31 @@ struct DlqOptions {
   bool json = false;
 };
 
+struct CronOptions {
+  std::string action;  // next | explain
+  std::string expr;
+  std::string tz = "UTC";
+  std::string from;  // RFC 3339, or a wall time in --tz; default now
+  int count = 10;
+  std::string gap, repeat;  // DST policies; empty: the default for the hour field
+};
+
+struct SchedulesOptions {
+  StoreFlags store;
+  std::string action;  // add | list | show | pause | resume | delete | ledger | sync
+  std::vector<std::string> args;
+  // add: the schedule, in the shape of a runbook file's `schedules:` entry.
+  std::string id, cron, every, at, tz = "UTC", lead, misfire = "run_once", max_lateness,
+                                   overlap = "allow", jitter, gap, repeat;
+  std::vector<std::string> params;
+  bool paused = false;
+  bool replace = false;
+  // ledger
+  int limit = 50;
+  std::string before;
+  bool json = false;
+};
+
 struct ValidateOptions {
   std::vector<std::string> files;
   bool quiet = false;
@@ -76,6 +103,8 @@ int RunWorker(const WorkerOptionsFlags& options);
 int RunEnqueue(const EnqueueOptions& options);
 int RunCancel(const CancelOptions& options);
 int RunDlq(const DlqOptions& options);
+int RunCron(const CronOptions& options);
+int RunSchedules(const SchedulesOptions& options);
 
 // Parses argv and runs the chosen command; returns the process exit code.
 int RunCli(int argc, char** argv);

@@ -14,6 +14,8 @@
 #include "engine/engine.h"
 #include "queue/queue.h"
 #include "runbook/runbook.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/sync.h"
 #include "worker/worker.h"
 
 namespace automan::cli {
@@ -21,62 +23,6 @@ namespace automan::cli {
 namespace {
 
 using std::chrono::milliseconds;
-
-// A duration flag; prints the problem and returns nullopt when malformed.
-std::optional<milliseconds> DurationFlag(std::string_view name, const std::string& text,
-                                         bool allow_zero = false) {
-  auto d = ParseDuration(text);
-  if (!d.ok()) {
-    fmt::print(stderr, "error: --{} {}: {}\n", name, text, d.status().message());
-    return std::nullopt;
-  }
-  if (!allow_zero && d->count() <= 0) {
-    fmt::print(stderr, "error: --{} must be longer than 0, e.g. 30s\n", name);
-    return std::nullopt;
-  }
-  return *d;
-}
-
-// The runbook a run of `ref` executes: a YAML file, or the version most recently
-// enqueued under that runbook id.
-Result<Runbook> ResolveRunbook(Store& store, const std::string& ref) {
-  if (ref.ends_with(".yaml") || ref.ends_with(".yml") || ref.find('/') != std::string::npos) {
-    ParseResult parsed = LoadRunbookFile(ref);
-    if (!parsed.ok()) {
-      std::string all;
-      for (const auto& d : parsed.diagnostics) all += "\n" + d.ToString();
-      return Error(ErrorCode::kInvalidArgument, "{} is not a valid runbook:{}", ref, all);
-    }
-    return std::move(*parsed.runbook);
-  }
-  RunbookVersion v;
-  AUTOMAN_RETURN_IF_ERROR(store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
-    RunFilter f;
-    f.runbook_id = ref;
-    f.limit = 1;
-    AUTOMAN_ASSIGN_OR_RETURN(std::vector<Run> runs, tx.ListRuns(f));
-    if (runs.empty()) {
-      return Error(ErrorCode::kNotFound,
-                   "no runbook \"{}\" in the store yet; enqueue its YAML file once "
-                   "(automan enqueue FILE.yaml)",
-                   ref);
-    }
-    AUTOMAN_ASSIGN_OR_RETURN(v, tx.GetRunbookVersion(runs.front().runbook_version));
-    return Status::Ok();
-  }));
-  ParseResult parsed = ParseRunbook(v.yaml, v.source);
-  if (!parsed.ok()) {
-    return Error(ErrorCode::kDataLoss, "stored version {} of {} does not parse: {}", v.version, ref,
-                 parsed.diagnostics.front().ToString());
-  }
-  return std::move(*parsed.runbook);
-}
-
-int ExitFor(const Status& s) {
-  return s.code() == ErrorCode::kInvalidArgument || s.code() == ErrorCode::kNotFound
-             ? kExitInvalidInput
-             : kExitFailed;
-}
 
 void PrintRunLine(const Run& r) {
   fmt::print("{}  {:<10} {:<24} attempt {}/{}  {}\n", r.id, ToString(r.status), r.runbook_id,
@@ -131,7 +77,41 @@ int RunWorker(const WorkerOptionsFlags& o) {
   fmt::print(stderr, "automan worker {} on {}: concurrency {}, lease {}, {} commits\n", wo.owner,
              RedactStoreUrl((*store)->Describe()), wo.concurrency, FormatDuration(*lease),
              o.fast ? "fast (no fsync)" : "durable");
+
+  // The schedule loop (one per store runs; the others stand by) and the runbook files
+  // whose schedules it keeps in the store.
+  std::unique_ptr<Scheduler> scheduler;
+  if (!o.no_scheduler) {
+    SchedulerOptions so;
+    so.log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+    so.lookahead = std::chrono::seconds(2);
+    scheduler = std::make_unique<Scheduler>(**store, engine.queue(), SystemClock(), so);
+  }
+  std::unique_ptr<ScheduleDirWatcher> watcher;
+  if (!o.runbooks_dir.empty()) {
+    watcher = std::make_unique<ScheduleDirWatcher>(
+        **store, SystemClock(), o.runbooks_dir, milliseconds(2000),
+        [&scheduler](const Result<SyncReport>& r) {
+          if (!r.ok()) {
+            fmt::print(stderr, "schedules: {}\n", r.status().message());
+            return;
+          }
+          for (const std::string& e : r->errors) fmt::print(stderr, "schedules: {}\n", e);
+          if (!r->added.empty() || !r->updated.empty() || !r->removed.empty()) {
+            fmt::print(stderr, "schedules: {} added, {} updated, {} removed, {} unchanged\n",
+                       r->added.size(), r->updated.size(), r->removed.size(), r->unchanged.size());
+            if (scheduler) scheduler->Wake();
+          }
+        });
+  }
+  if (scheduler) scheduler->Start();
   Status s = worker.Run(stop);
+  if (scheduler) {
+    scheduler->Stop();
+    const SchedulerStats ss = scheduler->stats();
+    fmt::print(stderr, "schedule loop stopped: {} fired, {} late, {} skipped, {} missed\n",
+               ss.fired, ss.late, ss.skipped, ss.missed);
+  }
   if (!s.ok()) {
     fmt::print(stderr, "error: {}\n", s.message());
     return ExitFor(s);

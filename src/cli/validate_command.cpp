@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "core/run.h"
 #include "runbook/runbook.h"
+#include "scheduler/sync.h"
 
 namespace automan::cli {
 
@@ -10,6 +11,11 @@ int RunValidate(const ValidateOptions& options) {
   int failed = 0;
   for (const auto& file : options.files) {
     ParseResult r = LoadRunbookFile(file);
+    if (r.ok()) {
+      // The parser checks a schedule's shape; the scheduler checks its cron and zone.
+      r.diagnostics = CheckSchedules(*r.runbook);
+      if (!r.diagnostics.empty()) r.runbook.reset();
+    }
     if (!r.ok()) {
       ++failed;
       for (const auto& d : r.diagnostics) std::cerr << d.ToString() << "\n";

@@ -28,6 +28,7 @@ check params 0 "token: given (6 characters)" -- "$dir/params.yaml" -p service=we
 check params-missing 2 'missing required parameter "service"' -- "$dir/params.yaml"
 check timeout 3 "timed out after 2s" -- "$dir/timeout.yaml"
 check restart-web 0 "web is healthy" -- "$dir/restart-web.yaml" -p service=web -p grace=0
+check campaign 0 "sent to test" -- "$dir/campaign.yaml"
 check reference 0 "the target name has 4 characters" -- "$dir/reference.yaml"
 check dry-run 0 "nothing is executed or recorded" -- "$dir/hello.yaml" --dry-run
 
