@@ -43,3 +43,4 @@ bench: build
 	./build/release/bench/process_throughput
 	./build/release/bench/log_ingestion
 	./build/release/bench/queue_bench
+	./build/release/bench/scheduler_bench
