@@ -17,6 +17,7 @@ struct Scheduler::Entry {
   std::shared_ptr<const Runbook> runbook;
   std::string error;  // set: the schedule could not be loaded and is not scheduled
   std::optional<Timestamp> next_due;
+  std::optional<Timestamp> wake_at;  // its key in Scheduler::wake_ (next_due - lookahead)
 };
 
 struct Scheduler::Decision {
@@ -111,6 +112,7 @@ Status Scheduler::EnsureLeadership() {
   if (leadership_) {
     if (leadership_->Held()) return Status::Ok();
     leadership_.reset();
+    wake_.clear();
     entries_.clear();
     revision_.reset();
     Log("scheduler: lost the scheduler lock; standing by");
@@ -134,7 +136,7 @@ Status Scheduler::LoadEntry(const ScheduleRecord& rec, Entry& e) {
   e.error.clear();
   e.timing.reset();
   e.runbook.reset();
-  e.next_due.reset();
+  SetNextDue(e, std::nullopt);
   auto def = DecodeScheduleDefinition(rec.spec_json);
   if (!def.ok()) {
     e.error = def.status().message();
@@ -177,12 +179,22 @@ Duration Scheduler::AheadFor(const Entry& e) const {
   return e.def.spec.overlap == "allow" && !e.rec.paused ? options_.lookahead : Duration(0);
 }
 
-void Scheduler::ComputeNext(Entry& e) {
-  e.next_due.reset();
-  if (!e.error.empty() || !e.timing || !e.def.spec.active) return;
-  if (auto occ = e.timing->Next(e.rec.cursor)) {
-    e.next_due = e.timing->Due(occ->nominal, e.rec.id);
+void Scheduler::SetNextDue(Entry& e, std::optional<Timestamp> due) {
+  if (e.wake_at) wake_.erase({*e.wake_at, &e});
+  e.next_due = due;
+  e.wake_at.reset();
+  if (due) {
+    e.wake_at = *due - AheadFor(e);
+    wake_.insert({*e.wake_at, &e});
   }
+}
+
+void Scheduler::ComputeNext(Entry& e) {
+  std::optional<Timestamp> due;
+  if (e.error.empty() && e.timing && e.def.spec.active) {
+    if (auto occ = e.timing->Next(e.rec.cursor)) due = e.timing->Due(occ->nominal, e.rec.id);
+  }
+  SetNextDue(e, due);
 }
 
 Status Scheduler::Reload() {
@@ -217,6 +229,10 @@ Status Scheduler::Reload() {
     next.emplace(rec.id, std::move(e));
   }
   entries_ = std::move(next);
+  wake_.clear();
+  for (auto& [id, e] : entries_) {
+    if (e->wake_at) wake_.insert({*e->wake_at, e.get()});
+  }
   revision_ = revision;
   std::lock_guard<std::mutex> lock(mu_);
   stats_.schedules = static_cast<int64_t>(entries_.size());
@@ -235,8 +251,8 @@ Result<std::optional<Timestamp>> Scheduler::Tick() {
 
   const Timestamp now = clock_.Now();
   std::vector<Entry*> due;
-  for (auto& [id, e] : entries_) {
-    if (e->next_due && *e->next_due - AheadFor(*e) <= now) due.push_back(e.get());
+  for (auto it = wake_.begin(); it != wake_.end() && it->first <= now; ++it) {
+    due.push_back(it->second);
   }
   std::sort(due.begin(), due.end(),
             [](const Entry* a, const Entry* b) { return *a->next_due < *b->next_due; });
@@ -247,13 +263,8 @@ Result<std::optional<Timestamp>> Scheduler::Tick() {
     AUTOMAN_RETURN_IF_ERROR(DecideBatch(batch, now));
   }
 
-  std::optional<Timestamp> earliest;
-  for (auto& [id, e] : entries_) {
-    if (!e->next_due) continue;
-    const Timestamp at = *e->next_due - AheadFor(*e);
-    if (!earliest || at < *earliest) earliest = at;
-  }
-  return earliest;
+  if (wake_.empty()) return std::optional<Timestamp>();
+  return std::optional<Timestamp>(wake_.begin()->first);
 }
 
 Status Scheduler::DecideBatch(std::vector<Entry*>& batch, Timestamp now) {
@@ -292,12 +303,12 @@ Status Scheduler::DecideBatch(std::vector<Entry*>& batch, Timestamp now) {
     const Decision& d = decisions[i];
     if (failed[i]) {
       // Try again later rather than in a hot loop.
-      e.next_due = now + std::chrono::seconds(5);
+      SetNextDue(e, now + std::chrono::seconds(5));
       continue;
     }
     if (d.changed) {
       revision_.reset();  // the next Tick reloads it
-      e.next_due.reset();
+      SetNextDue(e, std::nullopt);
       continue;
     }
     if (d.cursor) e.rec.cursor = *d.cursor;

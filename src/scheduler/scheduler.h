@@ -59,6 +59,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -127,6 +128,7 @@ class Scheduler {
   Status Reload();
   Status LoadEntry(const ScheduleRecord& rec, Entry& e);
   void ComputeNext(Entry& e);
+  void SetNextDue(Entry& e, std::optional<Timestamp> due);
   Duration AheadFor(const Entry& e) const;
   Status DecideBatch(std::vector<Entry*>& batch, Timestamp now);
   Status DecideInTx(StoreTx& tx, Entry& e, Timestamp now, Decision& d);
@@ -141,7 +143,10 @@ class Scheduler {
   std::chrono::steady_clock::time_point next_lead_attempt_{};
   std::optional<int64_t> revision_;
   std::chrono::steady_clock::time_point last_revision_check_{};
-  std::map<std::string, std::unique_ptr<Entry>> entries_;           // by schedule id
+  std::map<std::string, std::unique_ptr<Entry>> entries_;  // by schedule id
+  // Entries with a next occurrence, by when the loop must decide it: a pass with nothing
+  // due costs O(log n), not a walk over every schedule.
+  std::set<std::pair<Timestamp, Entry*>> wake_;
   std::map<std::string, std::shared_ptr<const Runbook>> runbooks_;  // by version
 
   mutable std::mutex mu_;
