@@ -3,12 +3,18 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 extern char** environ;
@@ -25,6 +31,53 @@ inline double Median(std::vector<double> v) {
 inline double Seconds(std::chrono::steady_clock::time_point a,
                       std::chrono::steady_clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
+}
+
+// The q-quantile (0 < q <= 1) by the nearest-rank method; 0 for no samples.
+inline double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
+}
+
+// User + system CPU seconds of this process so far.
+inline double SelfCpu() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
+// A "Name:   123 kB" field of a /proc file such as /proc/self/status, in kB; 0 if absent.
+inline long long ProcKb(const std::string& path, const std::string& name) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + ":", 0) == 0) return std::atoll(line.c_str() + name.size() + 1);
+  }
+  return 0;
+}
+
+// fdatasync latency of a 4 KiB write in `dir` (p50, p99 in ms): what every durable commit
+// waits for at least. On shared or throttled disks it moves between runs, by 10x and more,
+// so the benchmarks print it next to their durable figures.
+inline std::pair<double, double> FsyncProbe(const std::string& dir, int samples = 200) {
+  const std::string path = dir + "/fsync-probe";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return {-1, -1};
+  std::vector<double> ms;
+  char block[4096];
+  std::memset(block, 'x', sizeof block);
+  for (int i = 0; i < samples; ++i) {
+    if (::pwrite(fd, block, sizeof block, (i % 16) * 4096) != sizeof block) break;
+    auto t0 = std::chrono::steady_clock::now();
+    if (::fdatasync(fd) != 0) break;
+    ms.push_back(Seconds(t0, std::chrono::steady_clock::now()) * 1e3);
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+  return {Percentile(ms, 0.5), Percentile(ms, 0.99)};
 }
 
 // posix_spawn + waitpid; stdout/stderr to /dev/null when `quiet`. Returns the exit status.

@@ -164,13 +164,6 @@ bool ParseArgs(int argc, char** argv, Config& c) {
   return true;
 }
 
-double SelfCpu() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  return s(u.ru_utime) + s(u.ru_stime);
-}
-
 // ---------------------------------------------------------------------------------------
 // Output: a text line per figure on stdout, and a JSON line for scripts.
 
@@ -184,13 +177,6 @@ std::string JsonNumbers(const std::vector<double>& v, int digits = 1) {
 }
 
 // Nearest-rank percentile, as bench/peers/bullmq/bench.mjs.
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
-  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
-}
-
 std::string ModeDurability(const std::string& mode) {
   if (mode == "sqlite_durable")
     return "SQLite synchronous=FULL: every enqueue/claim/finish commit fsynced (group commit)";
@@ -679,15 +665,6 @@ std::vector<ProcInfo> ListProcs() {
 }
 
 // VmRSS/VmHWM-style "Name:   123 kB" from a /proc file, in KiB.
-long long ProcKb(const std::string& path, const std::string& name) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(name + ":", 0) == 0) return std::atoll(line.c_str() + name.size() + 1);
-  }
-  return 0;
-}
-
 double SelfAndReapedCpu() {
   rusage self{}, kids{};
   getrusage(RUSAGE_SELF, &self);
@@ -972,27 +949,6 @@ void SectionIdle(const Config& c) {
       enqueue_s, hwm / 1024.0, shims, shim_rss_kb / 1024.0, shim_pss_kb / 1024.0,
       sleep_rss_kb / 1024.0, cpu_all, cpu_done, t_done, step_cpu, steady_cpu_pct);
   std::fflush(stdout);
-}
-
-// fdatasync latency of a 4 KiB write in `dir` (p50, p99 in ms): what every durable commit
-// waits for at least. On shared or throttled disks it moves between runs, by 10x and more,
-// so every run prints it next to its durable figures.
-std::pair<double, double> FsyncProbe(const std::string& dir, int samples = 200) {
-  const std::string path = dir + "/fsync-probe";
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return {-1, -1};
-  std::vector<double> ms;
-  char block[4096];
-  std::memset(block, 'x', sizeof block);
-  for (int i = 0; i < samples; ++i) {
-    if (::pwrite(fd, block, sizeof block, (i % 16) * 4096) != sizeof block) break;
-    auto t0 = steady_clock::now();
-    if (::fdatasync(fd) != 0) break;
-    ms.push_back(Seconds(t0, steady_clock::now()) * 1e3);
-  }
-  ::close(fd);
-  ::unlink(path.c_str());
-  return {Percentile(ms, 0.5), Percentile(ms, 0.99)};
 }
 
 std::string MachineLine() {

@@ -187,29 +187,6 @@ void Must(const Status& s, const std::string& what) {
 }
 
 // Nearest-rank percentile, as bench/queue.cpp.
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
-  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
-}
-
-double SelfCpu() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  return s(u.ru_utime) + s(u.ru_stime);
-}
-
-long long ProcKb(const std::string& path, const std::string& name) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(name + ":", 0) == 0) return std::atoll(line.c_str() + name.size() + 1);
-  }
-  return 0;
-}
-
 std::string ReadLine(const std::string& path) {
   std::ifstream in(path);
   std::string line;
@@ -233,26 +210,6 @@ std::string MachineLine() {
 }
 
 double Ms(Duration d) { return static_cast<double>(d.count()) / 1e3; }
-
-// fdatasync latency of a 4 KiB write in `dir` (p50, p99 in ms), as bench/queue.cpp: every
-// durable commit waits for it at least, and on the project's machines it moves by 10x.
-std::pair<double, double> FsyncProbe(const std::string& dir, int samples = 200) {
-  const std::string path = dir + "/fsync-probe";
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return {-1, -1};
-  std::vector<double> ms;
-  char block[4096];
-  std::memset(block, 'x', sizeof block);
-  for (int i = 0; i < samples; ++i) {
-    if (::pwrite(fd, block, sizeof block, (i % 16) * 4096) != sizeof block) break;
-    auto t0 = steady_clock::now();
-    if (::fdatasync(fd) != 0) break;
-    ms.push_back(Seconds(t0, steady_clock::now()) * 1e3);
-  }
-  ::close(fd);
-  ::unlink(path.c_str());
-  return {Percentile(ms, 0.5), Percentile(ms, 0.99)};
-}
 
 // Busy-loop processes: each spins on a core until killed (and dies with this process).
 std::vector<pid_t> StartBusy(int n) {
