@@ -24,6 +24,19 @@ std::string ScheduleStoreId(std::string_view runbook_id, std::string_view schedu
   return std::string(runbook_id) + "/" + std::string(schedule_id);
 }
 
+ScheduleRecord NewScheduleRecord(const Runbook& rb, const ScheduleSpec& spec, std::string source,
+                                 Timestamp now) {
+  ScheduleRecord rec;
+  rec.id = ScheduleStoreId(rb.id, spec.id);
+  rec.runbook_id = rb.id;
+  rec.source = std::move(source);
+  rec.spec_json = EncodeScheduleDefinition({spec, rb.version});
+  rec.cursor = now;
+  rec.created_at = now;
+  rec.updated_at = now;
+  return rec;
+}
+
 std::string EncodeScheduleDefinition(const ScheduleDefinition& d) {
   const ScheduleSpec& s = d.spec;
   json::object o;

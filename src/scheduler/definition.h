@@ -14,8 +14,10 @@
 #include <string>
 #include <string_view>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "runbook/runbook.h"
+#include "store/store.h"
 
 namespace automan {
 
@@ -30,5 +32,10 @@ Result<ScheduleDefinition> DecodeScheduleDefinition(std::string_view json);
 
 // The store id of schedule `schedule_id` of runbook `runbook_id`: "runbook/schedule".
 std::string ScheduleStoreId(std::string_view runbook_id, std::string_view schedule_id);
+
+// A schedule record for `spec` of `rb` (rb.version pinned), from `source` ("cli" or
+// "file:PATH"), not paused, with cursor, created_at and updated_at set to `now`.
+ScheduleRecord NewScheduleRecord(const Runbook& rb, const ScheduleSpec& spec, std::string source,
+                                 Timestamp now);
 
 }  // namespace automan

@@ -48,6 +48,7 @@ struct Wanted {
 Result<SyncReport> Sync(Store& store, const Clock& clock, const std::vector<std::string>& files,
                         const std::function<bool(const std::string&)>& in_scope) {
   SyncReport report;
+  const Timestamp now = clock.Now();
   std::map<std::string, Wanted> wanted;  // by schedule id
   std::set<std::string> keep_sources;    // files that failed: their schedules stay as they are
   for (const std::string& file : files) {
@@ -69,10 +70,7 @@ Result<SyncReport> Sync(Store& store, const Clock& clock, const std::vector<std:
         continue;
       }
       Wanted w;
-      w.rec.id = ScheduleStoreId(rb.id, spec.id);
-      w.rec.runbook_id = rb.id;
-      w.rec.source = source;
-      w.rec.spec_json = EncodeScheduleDefinition({spec, rb.version});
+      w.rec = NewScheduleRecord(rb, spec, source, now);
       w.version.version = rb.version;
       w.version.runbook_id = rb.id;
       w.version.yaml = rb.yaml;
@@ -92,7 +90,6 @@ Result<SyncReport> Sync(Store& store, const Clock& clock, const std::vector<std:
     }
   }
 
-  const Timestamp now = clock.Now();
   AUTOMAN_RETURN_IF_ERROR(store.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
     SyncReport r;
     r.errors = report.errors;
@@ -114,9 +111,6 @@ Result<SyncReport> Sync(Store& store, const Clock& clock, const std::vector<std:
       AUTOMAN_RETURN_IF_ERROR(tx.PutRunbookVersion(RunbookVersion{
           w.version.version, w.version.runbook_id, w.version.yaml, w.version.source, now}));
       ScheduleRecord rec = w.rec;
-      rec.cursor = now;
-      rec.created_at = now;
-      rec.updated_at = now;
       if (it != by_id.end()) {
         rec.paused = it->second.paused;
         rec.cursor = std::max(now, it->second.cursor);

@@ -240,15 +240,8 @@ class LoopFixture {
   // `automan schedules add`: the runbook version and the schedule, cursor = now.
   std::string Add(const ScheduleSpec& spec, bool paused = false) {
     const Timestamp now = clock_.Now();
-    ScheduleRecord rec;
-    rec.id = ScheduleStoreId(rb_.id, spec.id);
-    rec.runbook_id = rb_.id;
-    rec.source = "cli";
-    rec.spec_json = EncodeScheduleDefinition({spec, rb_.version});
+    ScheduleRecord rec = NewScheduleRecord(rb_, spec, "cli", now);
     rec.paused = paused;
-    rec.cursor = now;
-    rec.created_at = now;
-    rec.updated_at = now;
     Status s = store_->Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
       AUTOMAN_RETURN_IF_ERROR(
           tx.PutRunbookVersion(RunbookVersion{rb_.version, rb_.id, rb_.yaml, rb_.source, now}));
@@ -1286,15 +1279,7 @@ TEST_P(SchedulerLoopTest, JitterDelaysTheDueTimeWithinItsBound) {
 TEST_P(SchedulerLoopTest, StartFiresOnTheRealClockAndStopReleasesTheLoop) {
   Queue real_queue(*store_, SystemClock());
   const Timestamp now = SystemClock().Now();
-  ScheduleRecord rec;
-  const ScheduleSpec spec = Every("realtime", seconds(1));
-  rec.id = ScheduleStoreId(rb_.id, spec.id);
-  rec.runbook_id = rb_.id;
-  rec.source = "cli";
-  rec.spec_json = EncodeScheduleDefinition({spec, rb_.version});
-  rec.cursor = now;
-  rec.created_at = now;
-  rec.updated_at = now;
+  const ScheduleRecord rec = NewScheduleRecord(rb_, Every("realtime", seconds(1)), "cli", now);
   ASSERT_OK(store_->Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
     AUTOMAN_RETURN_IF_ERROR(
         tx.PutRunbookVersion(RunbookVersion{rb_.version, rb_.id, rb_.yaml, rb_.source, now}));
