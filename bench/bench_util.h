@@ -2,6 +2,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -13,7 +14,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -98,6 +101,41 @@ inline int SpawnWait(const std::vector<std::string>& args, bool quiet = true) {
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// "a,b,,c" -> {"a", "b", "c"}: list-valued flags.
+inline std::vector<std::string> SplitCommas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// The first line of a file ("" if unreadable): /proc/loadavg, /proc/sys/kernel/osrelease.
+inline std::string ReadLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// "2 cores (AMD EPYC ...), 23.5 GiB, kernel 6.1.0": printed at the top of every run.
+inline std::string MachineLine() {
+  std::string model;
+  std::ifstream cpu("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpu, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  return fmt::format("{} cores ({}), {:.1f} GiB, kernel {}", std::thread::hardware_concurrency(),
+                     model, ProcKb("/proc/meminfo", "MemTotal") / 1048576.0,
+                     ReadLine("/proc/sys/kernel/osrelease"));
 }
 
 }  // namespace automan::bench

@@ -98,16 +98,6 @@ struct Config {
   bool keep = false;  // keep the scratch directory (and the SQLite files) for a look
 };
 
-std::vector<std::string> SplitCommas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 bool ParseArgs(int argc, char** argv, Config& c) {
   int positional = 0;
   for (int i = 1; i < argc; ++i) {
@@ -949,20 +939,6 @@ void SectionIdle(const Config& c) {
       enqueue_s, hwm / 1024.0, shims, shim_rss_kb / 1024.0, shim_pss_kb / 1024.0,
       sleep_rss_kb / 1024.0, cpu_all, cpu_done, t_done, step_cpu, steady_cpu_pct);
   std::fflush(stdout);
-}
-
-std::string MachineLine() {
-  std::string model;
-  std::ifstream cpu("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpu, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      model = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
-  return fmt::format("{} cores ({}), {:.1f} GiB", std::thread::hardware_concurrency(), model,
-                     ProcKb("/proc/meminfo", "MemTotal") / 1048576.0);
 }
 
 }  // namespace
