@@ -98,16 +98,6 @@ struct Config {
   bool keep = false;
 };
 
-std::vector<std::string> SplitCommas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 bool ParseArgs(int argc, char** argv, Config& c) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -186,29 +176,6 @@ void Must(const Status& s, const std::string& what) {
   if (!s.ok()) Die(what, s);
 }
 
-// Nearest-rank percentile, as bench/queue.cpp.
-std::string ReadLine(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-std::string MachineLine() {
-  std::string model;
-  std::ifstream cpu("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpu, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      model = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
-  return fmt::format("{} cores ({}), {:.1f} GiB, kernel {}", std::thread::hardware_concurrency(),
-                     model, ProcKb("/proc/meminfo", "MemTotal") / 1048576.0,
-                     ReadLine("/proc/sys/kernel/osrelease"));
-}
-
 double Ms(Duration d) { return static_cast<double>(d.count()) / 1e3; }
 
 // Busy-loop processes: each spins on a core until killed (and dies with this process).
@@ -248,18 +215,6 @@ Runbook BenchRunbook() {
     std::exit(1);
   }
   return std::move(*parsed.runbook);
-}
-
-ScheduleRecord MakeRecord(const Runbook& rb, const ScheduleSpec& spec, Timestamp now) {
-  ScheduleRecord rec;
-  rec.id = ScheduleStoreId(rb.id, spec.id);
-  rec.runbook_id = rb.id;
-  rec.source = "cli";
-  rec.spec_json = EncodeScheduleDefinition({spec, rb.version});
-  rec.cursor = now;
-  rec.created_at = now;
-  rec.updated_at = now;
-  return rec;
 }
 
 // Inserts the runbook version and the schedules in one transaction.
@@ -349,7 +304,7 @@ LatenessResult RunLateness(const Config& c, const std::string& mode, bool loaded
     ScheduleSpec s;
     s.id = fmt::format("every1s-{:05}", i);
     s.every = Millis(1000);
-    recs.push_back(MakeRecord(rb, s, c0));
+    recs.push_back(NewScheduleRecord(rb, s, "cli", c0));
   }
   PutSchedules(store, rb, recs, c0);
 
@@ -664,7 +619,7 @@ void SectionScale(const Config& c) {
     }
     chosen->id = fmt::format("s{:06}", i);
     ++kinds[chosen->every ? "interval" : chosen->lead ? "cron+lead" : "cron"];
-    recs.push_back(MakeRecord(rb, *chosen, now));
+    recs.push_back(NewScheduleRecord(rb, *chosen, "cli", now));
   }
   const double gen_s = Seconds(gen0, steady_clock::now());
   std::printf(

@@ -30,20 +30,20 @@ namespace json = boost::json;
 // read in `zone` (the earlier instant when it occurs twice).
 std::optional<Timestamp> ParseFrom(const std::string& text, const date::time_zone* zone) {
   if (auto t = ParseRfc3339(text)) return t;
-  for (const char* fmt :
-       {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"}) {
-    std::istringstream in(text);
-    LocalSeconds wall;
-    in >> date::parse(fmt, wall);
-    if (!in.fail() && in.peek() == std::char_traits<char>::eof()) {
-      const date::local_info li = zone->get_info(wall);
-      const auto offset =
-          li.result == date::local_info::nonexistent ? li.second.offset : li.first.offset;
-      const auto sys = std::chrono::sys_seconds{wall.time_since_epoch() - offset};
-      return std::chrono::time_point_cast<Duration>(sys);
-    }
-  }
-  return std::nullopt;
+  // A wall time: read its fields with the hardened RFC 3339 parser (date::parse misbehaves
+  // on malformed input), as if it were UTC, then place it in the zone.
+  std::string wall_text = text;
+  if (wall_text.size() > 10 && wall_text[10] == ' ') wall_text[10] = 'T';
+  if (wall_text.size() == 16) wall_text += ":00";  // YYYY-MM-DDTHH:MM
+  const std::optional<Timestamp> fields = ParseRfc3339(wall_text + "Z");
+  if (!fields) return std::nullopt;
+  const LocalSeconds wall{
+      std::chrono::duration_cast<std::chrono::seconds>(fields->time_since_epoch())};
+  const date::local_info li = zone->get_info(wall);
+  const auto offset =
+      li.result == date::local_info::nonexistent ? li.second.offset : li.first.offset;
+  return std::chrono::time_point_cast<Duration>(
+      std::chrono::sys_seconds{wall.time_since_epoch() - offset});
 }
 
 std::string SpecSummary(const ScheduleSpec& s) {
@@ -239,15 +239,8 @@ int SchedulesAdd(Store& store, const SchedulesOptions& o) {
   auto spec = SpecFromFlags(o, *rb);
   if (!spec.ok()) return Fail(spec.status());
   const Timestamp now = SystemClock().Now();
-  ScheduleRecord rec;
-  rec.id = ScheduleStoreId(rb->id, spec->id);
-  rec.runbook_id = rb->id;
-  rec.source = "cli";
-  rec.spec_json = EncodeScheduleDefinition({*spec, rb->version});
+  ScheduleRecord rec = NewScheduleRecord(*rb, *spec, "cli", now);
   rec.paused = o.paused;
-  rec.cursor = now;
-  rec.created_at = now;
-  rec.updated_at = now;
   Status s = store.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
     auto existing = tx.GetSchedule(rec.id);
     if (existing.ok()) {
