@@ -23,6 +23,8 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   procps psmisc hyperfine
+  prometheus                # promtool checks the server's /metrics
+  wrk ccache                # bench/api load generator; faster rebuilds
 )
 
 missing=()

@@ -6,6 +6,7 @@
 
 #include "cli/version.h"
 #include "core/run.h"
+#include "server/config.h"
 #include "store/store.h"
 
 namespace automan::cli {
@@ -34,6 +35,8 @@ struct Options {
   DlqOptions dlq;
   CronOptions cron;
   SchedulesOptions schedules;
+  ServerOptions server;
+  BackupOptions backup;
 };
 
 struct Command {
@@ -47,6 +50,32 @@ struct Command {
 const Command kCommands[] = {
     {"version", "Print the version and exit", [](CLI::App&, Options&) {},
      [](const Options&) { return RunVersion(); }},
+    {"server", "Run the server: REST API, streams, metrics, workers and the schedule loop",
+     [](CLI::App& app, Options& o) {
+       app.add_option("--config", o.server.config_file, "YAML config file (docs/configuration.md)");
+       for (const ServerConfigKey& k : ServerConfigKeys()) {
+         std::string name(k.name);
+         std::string help(k.help);
+         if (k.type == ConfigType::kBool) {
+           const bool negated = k.flag.rfind("--no-", 0) == 0;
+           app.add_flag_callback(
+               k.flag, [&o, name, negated] { o.server.flags[name] = negated ? "false" : "true"; },
+               help + " (env " + k.env + ")");
+         } else {
+           app.add_option_function<std::string>(
+               k.flag, [&o, name](const std::string& v) { o.server.flags[name] = v; },
+               help + " (env " + k.env + ")");
+         }
+       }
+     },
+     [](const Options& o) { return RunServer(o.server); }},
+    {"backup", "Take a consistent online copy of the store (SQLite) into FILE",
+     [](CLI::App& app, Options& o) {
+       app.add_option("file", o.backup.file, "Where to write the copy (must not exist)")
+           ->required();
+       AddStoreFlags(app, o.backup.store);
+     },
+     [](const Options& o) { return RunBackup(o.backup); }},
     {"exec", "Run a runbook file on this host, now, without a server",
      [](CLI::App& app, Options& o) {
        app.add_option("file", o.exec.file, "Runbook YAML file")->required();

@@ -7,6 +7,7 @@
 // <name>_command.cpp, one entry in the table.
 #pragma once
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -91,12 +92,23 @@ struct SchedulesOptions {
   bool json = false;
 };
 
+// `automan server`: the settings as flags, keyed like the config file (server/config.h).
+struct ServerOptions {
+  std::string config_file;
+  std::map<std::string, std::string> flags;
+};
+struct BackupOptions {
+  StoreFlags store;
+  std::string file;
+};
 struct ValidateOptions {
   std::vector<std::string> files;
   bool quiet = false;
 };
 
 int RunVersion();
+int RunServer(const ServerOptions& options);
+int RunBackup(const BackupOptions& options);
 int RunExec(const ExecOptions& options);
 int RunValidate(const ValidateOptions& options);
 int RunWorker(const WorkerOptionsFlags& options);

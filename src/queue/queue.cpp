@@ -187,6 +187,9 @@ Result<std::vector<Enqueued>> Queue::EnqueueMany(std::span<const EnqueueRequest>
     stored_versions_.insert(versions_put.begin(), versions_put.end());
   }
   Notify();
+  for (const Enqueued& e : out) {
+    if (e.created) Observe(e.run);
+  }
   return out;
 }
 
@@ -228,6 +231,7 @@ Result<Run> Queue::EnqueueClaimed(const EnqueueRequest& request, std::string_vie
     claimed = std::move(e.run);
     return ClaimInTx(tx, claimed, owner, now);
   }));
+  Observe(claimed);
   return claimed;
 }
 
@@ -248,6 +252,7 @@ Result<std::vector<Run>> Queue::Claim(std::string_view owner, int max) {
     }
     return Status::Ok();
   }));
+  for (const Run& r : out) Observe(r);
   return out;
 }
 
@@ -362,6 +367,7 @@ Result<Run> Queue::Finish(const Run& claimed, const AttemptOutcome& outcome,
     return Status::Ok();
   }));
   if (notify) Notify();
+  Observe(run);
   return run;
 }
 
@@ -390,6 +396,7 @@ Result<Run> Queue::Cancel(std::string_view run_id) {
     });
     if (s.code() == ErrorCode::kAborted && pass < 3) continue;
     AUTOMAN_RETURN_IF_ERROR(s);
+    Observe(run);
     return run;
   }
 }
@@ -397,9 +404,11 @@ Result<Run> Queue::Cancel(std::string_view run_id) {
 Result<int> Queue::Rescue(int limit) {
   int moved = 0;
   bool notify = false;
+  std::vector<Run> rescued;
   AUTOMAN_RETURN_IF_ERROR(store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
     moved = 0;
     notify = false;
+    rescued.clear();
     const Timestamp now = clock_.Now();
     AUTOMAN_ASSIGN_OR_RETURN(std::vector<Run> expired, tx.ListExpiredLeases(now, limit));
     for (Run& run : expired) {
@@ -439,10 +448,12 @@ Result<int> Queue::Rescue(int limit) {
       }
       AUTOMAN_RETURN_IF_ERROR(tx.UpdateRunAdvancingFence(run, expected));
       ++moved;
+      if (observer_) rescued.push_back(run);
     }
     return Status::Ok();
   }));
   if (notify) Notify();
+  for (const Run& r : rescued) Observe(r);
   return moved;
 }
 

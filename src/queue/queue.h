@@ -77,6 +77,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -207,6 +208,13 @@ class Queue {
   // Dispatchers wait here (see QueueListener); created on first use.
   Result<QueueListener*> Listener();
 
+  // Called with the run as committed after every change this Queue makes to a run
+  // (enqueue, claim, finish, cancel, rescue, replay), on the calling thread, after the
+  // transaction. Not for EnqueueInTx/CancelInTx, whose caller commits. The server feeds
+  // its live streams and metrics from it. Set once, before the Queue is shared.
+  using RunObserverFn = std::function<void(const Run&)>;
+  void SetObserver(RunObserverFn observer) { observer_ = std::move(observer); }
+
  private:
   // `versions_put`: the runbook versions put in this transaction so far (EnqueueMany puts
   // each distinct version once, and none that stored_versions_ has); null to always put.
@@ -215,9 +223,14 @@ class Queue {
                                bool* used_cache = nullptr);
   Status ClaimInTx(StoreTx& tx, Run& run, std::string_view owner, Timestamp now);
 
+  void Observe(const Run& run) const {
+    if (observer_) observer_(run);
+  }
+
   Store& store_;
   const Clock& clock_;
   QueueOptions options_;
+  RunObserverFn observer_;
   std::mutex listener_mu_;
   std::unique_ptr<QueueListener> listener_;  // guarded by listener_mu_ until set
   // Runbook versions this Queue saw committed to the store. Versions are content-addressed

@@ -287,8 +287,8 @@ struct EngineExecutor::Cache {
   std::map<std::string, std::shared_ptr<const Runbook>> by_version;  // guarded by mu
 };
 
-EngineExecutor::EngineExecutor(Engine& engine)
-    : engine_(engine), cache_(std::make_unique<Cache>()) {}
+EngineExecutor::EngineExecutor(Engine& engine, RunObserver* observer)
+    : engine_(engine), observer_(observer), cache_(std::make_unique<Cache>()) {}
 
 EngineExecutor::~EngineExecutor() = default;
 
@@ -321,7 +321,7 @@ RunExecutor::Result EngineExecutor::Execute(Run& run, const CancelSignal& cancel
     cache_->by_version[run.runbook_version] = rb;
   }
   result.policy = rb->retries;
-  auto outcome = engine_.ExecuteAttempt(*rb, run, run.params, cancel);
+  auto outcome = engine_.ExecuteAttempt(*rb, run, run.params, cancel, observer_);
   if (!outcome.ok()) {
     result.status = outcome.status();
     return result;

@@ -91,15 +91,19 @@ class Worker {
 // The RunExecutor of real runs: reads the run's exact runbook version from the store
 // (parsed versions are cached), and runs one attempt with the Engine.
 class Engine;
+class RunObserver;
 class EngineExecutor final : public RunExecutor {
  public:
-  explicit EngineExecutor(Engine& engine);
+  // `observer` (optional, shared by every run; must be thread-safe) sees each attempt's
+  // steps and log lines as they happen: the server's live streams and step metrics.
+  explicit EngineExecutor(Engine& engine, RunObserver* observer = nullptr);
   ~EngineExecutor() override;
   Result Execute(Run& run, const CancelSignal& cancel) override;
 
  private:
   struct Cache;
   Engine& engine_;
+  RunObserver* observer_;
   std::unique_ptr<Cache> cache_;
 };
 

@@ -1,0 +1,100 @@
+#include "api/router.h"
+
+#include <exception>
+
+#include "api/wire.h"
+
+namespace automan::api {
+
+namespace {
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t i = 1;  // paths start with '/'
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    out.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+}  // namespace
+
+void Router::Add(Route route) {
+  Compiled c;
+  for (std::string_view seg : SplitPath(route.pattern)) {
+    c.segments.emplace_back(seg);
+    if (seg.empty() || seg.front() != '{') ++c.literals;
+  }
+  routes_.push_back(std::move(route));
+  compiled_.push_back(std::move(c));
+}
+
+bool Router::MatchSegments(const Compiled& c, std::string_view path,
+                           std::map<std::string, std::string>* params) {
+  if (path.empty() || path.front() != '/') return false;
+  std::vector<std::string_view> segs = SplitPath(path);
+  if (segs.size() != c.segments.size()) return false;
+  for (size_t i = 0; i < segs.size(); ++i) {
+    const std::string& want = c.segments[i];
+    if (!want.empty() && want.front() == '{') {
+      if (segs[i].empty()) return false;
+      if (params != nullptr) (*params)[want.substr(1, want.size() - 2)] = std::string(segs[i]);
+    } else if (want != segs[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+const Route* Router::Match(const HttpRequest& req, bool* path_matched) const {
+  if (path_matched != nullptr) *path_matched = false;
+  const Route* best = nullptr;
+  int best_literals = -1;
+  for (size_t i = 0; i < routes_.size(); ++i) {
+    if (!MatchSegments(compiled_[i], req.path, nullptr)) continue;
+    if (path_matched != nullptr) *path_matched = true;
+    if (routes_[i].method == req.method && compiled_[i].literals > best_literals) {
+      best = &routes_[i];
+      best_literals = compiled_[i].literals;
+    }
+  }
+  return best;
+}
+
+HttpResponse Router::Dispatch(HttpRequest& req) const {
+  bool path_matched = false;
+  const Route* r = Match(req, &path_matched);
+  if (r == nullptr && path_matched) {
+    std::string allow;
+    for (size_t i = 0; i < routes_.size(); ++i) {
+      if (!MatchSegments(compiled_[i], req.path, nullptr)) continue;
+      if (allow.find(routes_[i].method) == std::string::npos) {
+        allow += (allow.empty() ? "" : ", ") + routes_[i].method;
+      }
+    }
+    HttpResponse resp =
+        ErrorResponse(405, "method_not_allowed",
+                      req.method + " is not allowed on " + req.path + "; use " + allow);
+    resp.headers.emplace_back("Allow", allow);
+    resp.route = "unmatched";
+    return resp;
+  }
+  if (r == nullptr) {
+    HttpResponse resp = ErrorResponse(404, "not_found", "no route " + req.method + " " + req.path);
+    resp.route = "unmatched";
+    return resp;
+  }
+  req.path_params.clear();
+  MatchSegments(compiled_[static_cast<size_t>(r - routes_.data())], req.path, &req.path_params);
+  HttpResponse resp;
+  try {
+    resp = r->handler(req);
+  } catch (const std::exception&) {
+    resp = ErrorResponse(500, "internal", "the server failed to handle this request");
+  }
+  resp.route = r->method + " " + r->pattern;
+  return resp;
+}
+
+}  // namespace automan::api

@@ -1,0 +1,275 @@
+// Live streams: /api/v1/runs/{id}/stream (a run's log lines and status) and
+// /api/v1/stream (every run change of this server). The transport serves them as
+// Server-Sent Events, or as WebSocket messages when the request upgrades.
+//
+// Resumption. Log events carry the id "ATTEMPT.SEQ" of the line; a client that reconnects
+// with Last-Event-ID (or ?last_event_id= on WebSocket) gets the lines after it: first
+// from the store, then from the hub's ring, so there is no gap and no duplicate. Status
+// ("run") events carry no id: each connection starts with the run's current state and
+// gets it again on every change. The activity stream's ids are "EPOCH-SEQ"; resuming
+// from another epoch (the server restarted) or from events the ring already dropped
+// sends a "reset" event: reload the state you show, then follow.
+#include <fmt/format.h>
+
+#include "api/routes.h"
+#include "api/wire.h"
+#include "common/ids.h"
+
+namespace automan::api {
+
+namespace {
+
+constexpr size_t kBatch = 500;
+
+class RunStream final : public EventStream {
+ public:
+  RunStream(ApiContext& ctx, std::string run_id, int attempt, int64_t seq,
+            std::unique_ptr<EventHub::StreamSlot> slot)
+      : ctx_(ctx),
+        run_id_(std::move(run_id)),
+        attempt_(attempt),
+        seq_(seq),
+        slot_(std::move(slot)) {}
+
+  void SetWaker(std::function<void()> wake) override {
+    sub_ = ctx_.hub.Subscribe(run_id_, std::move(wake));
+  }
+
+  bool Poll(std::vector<StreamEvent>& out) override {
+    if (sub_) sub_->Arm();
+    const uint64_t version = ctx_.hub.RunVersion(run_id_);
+    const auto now = ctx_.clock.SteadyNow();
+    if (!checked_ || version != version_ || now - last_check_ >= ctx_.options.stream_poll) {
+      Run run;
+      std::vector<StepRun> steps;
+      Status s = ctx_.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+        AUTOMAN_ASSIGN_OR_RETURN(run, tx.GetRun(run_id_));
+        AUTOMAN_ASSIGN_OR_RETURN(steps, tx.ListStepRuns(run_id_));
+        return Status::Ok();
+      });
+      if (s.code() == ErrorCode::kNotFound) {
+        out.push_back({"", "end", R"({"reason":"deleted"})"});
+        return false;
+      }
+      if (s.ok()) {
+        checked_ = true;
+        version_ = version;
+        last_check_ = now;
+        std::string snap = json::serialize(RunJson(run, &steps));
+        if (snap != snapshot_) {
+          out.push_back({"", "run", snap});
+          snapshot_ = std::move(snap);
+        }
+        run_attempt_ = std::max(run.attempt, 1);
+        terminal_ = IsTerminal(run.status);
+        status_ = std::string(ToString(run.status));
+      }
+    }
+    size_t budget = kBatch;
+    bool caught_up = false;
+    while (budget > 0) {
+      std::vector<LogLine> lines;
+      if (!ctx_.hub.ReadLogs(run_id_, attempt_, seq_, budget, lines)) {
+        LogQuery q;
+        q.run_id = run_id_;
+        q.attempt = attempt_;
+        q.after_seq = seq_;
+        q.limit = static_cast<int>(budget);
+        Status s = ctx_.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+          AUTOMAN_ASSIGN_OR_RETURN(lines, tx.ReadLogLines(q));
+          return Status::Ok();
+        });
+        if (!s.ok()) break;  // try again at the next poll
+      }
+      if (lines.empty()) {
+        if (attempt_ < run_attempt_) {
+          ++attempt_;
+          seq_ = 0;
+          continue;
+        }
+        caught_up = true;
+        break;
+      }
+      for (const LogLine& l : lines) {
+        out.push_back(
+            {fmt::format("{}.{}", attempt_, l.seq), "log", json::serialize(LogLineJson(l))});
+        seq_ = l.seq;
+      }
+      budget -= std::min(budget, lines.size());
+    }
+    if (terminal_ && caught_up && attempt_ >= run_attempt_) {
+      out.push_back({"", "end", json::serialize(json::object{{"status", status_}})});
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  ApiContext& ctx_;
+  const std::string run_id_;
+  int attempt_;
+  int64_t seq_;
+  std::unique_ptr<EventHub::StreamSlot> slot_;
+  std::unique_ptr<EventHub::Subscription> sub_;
+  bool checked_ = false;
+  uint64_t version_ = 0;
+  std::chrono::steady_clock::time_point last_check_{};
+  std::string snapshot_;
+  int run_attempt_ = 1;
+  bool terminal_ = false;
+  std::string status_;
+};
+
+class ActivityStream final : public EventStream {
+ public:
+  ActivityStream(ApiContext& ctx, std::string resume_from,
+                 std::unique_ptr<EventHub::StreamSlot> slot)
+      : ctx_(ctx), resume_(std::move(resume_from)), slot_(std::move(slot)) {}
+
+  void SetWaker(std::function<void()> wake) override {
+    sub_ = ctx_.hub.Subscribe("", std::move(wake));
+  }
+
+  bool Poll(std::vector<StreamEvent>& out) override {
+    if (sub_) sub_->Arm();
+    if (!started_) {
+      started_ = true;
+      cursor_ = ctx_.hub.ActivityHead();
+      if (!resume_.empty()) {
+        const std::string prefix = ctx_.hub.epoch() + "-";
+        bool ok = false;
+        if (resume_.rfind(prefix, 0) == 0) {
+          try {
+            size_t n = 0;
+            std::string rest = resume_.substr(prefix.size());
+            uint64_t seq = std::stoull(rest, &n);
+            if (n == rest.size() && seq <= cursor_) {
+              cursor_ = seq;
+              ok = true;
+            }
+          } catch (const std::exception&) {
+          }
+        }
+        if (!ok)
+          out.push_back({"", "reset", R"({"reason":"cannot resume from that event; reload"})"});
+      }
+    }
+    std::vector<EventHub::Activity> acts;
+    if (!ctx_.hub.ReadActivity(cursor_, kBatch, acts)) {
+      out.push_back(
+          {"", "reset", R"({"reason":"events were dropped while you were away; reload"})"});
+      cursor_ = ctx_.hub.ActivityHead();
+      return true;
+    }
+    for (EventHub::Activity& a : acts) {
+      cursor_ = a.seq;
+      out.push_back({fmt::format("{}-{}", ctx_.hub.epoch(), a.seq), "run", std::move(a.json)});
+    }
+    return true;
+  }
+
+ private:
+  ApiContext& ctx_;
+  std::string resume_;
+  std::unique_ptr<EventHub::StreamSlot> slot_;
+  std::unique_ptr<EventHub::Subscription> sub_;
+  bool started_ = false;
+  uint64_t cursor_ = 0;
+};
+
+std::string ResumeId(const HttpRequest& req) {
+  if (const std::string* h = req.Header("last-event-id")) return *h;
+  if (const std::string* q = req.Query("last_event_id")) return *q;
+  return "";
+}
+
+Result<std::unique_ptr<EventHub::StreamSlot>> Admit(ApiContext& ctx, const HttpRequest& req) {
+  auto slot =
+      ctx.hub.AdmitStream(req.remote, ctx.options.max_streams, ctx.options.max_streams_per_subject);
+  if (!slot) {
+    return Status(
+        ErrorCode::kResourceExhausted,
+        fmt::format("too many open streams (at most {} in all, {} per client); retry later",
+                    ctx.options.max_streams, ctx.options.max_streams_per_subject));
+  }
+  return slot;
+}
+
+HttpResponse TooMany(const Status& s) {
+  HttpResponse r = ErrorResponse(s);
+  r.headers.emplace_back("Retry-After", "5");
+  return r;
+}
+
+HttpResponse RunStreamRoute(ApiContext& ctx, HttpRequest& req) {
+  const std::string& id = req.path_params["id"];
+  if (!IsValidId(id))
+    return ErrorResponse(
+        Status(ErrorCode::kNotFound, fmt::format("run \"{}\" does not exist", id)));
+  Status s = ctx.store.Transact(Store::TxMode::kRead,
+                                [&](StoreTx& tx) -> Status { return tx.GetRun(id).status(); });
+  if (!s.ok()) return ErrorResponse(s);
+  int attempt = 1;
+  int64_t seq = 0;
+  if (std::string resume = ResumeId(req); !resume.empty()) {
+    size_t dot = resume.find('.');
+    try {
+      if (dot == std::string::npos) throw std::invalid_argument("no dot");
+      size_t n1 = 0, n2 = 0;
+      std::string a = resume.substr(0, dot), b = resume.substr(dot + 1);
+      int av = std::stoi(a, &n1);
+      long long bv = std::stoll(b, &n2);
+      if (n1 != a.size() || n2 != b.size() || av < 1 || bv < 0)
+        throw std::invalid_argument("range");
+      attempt = av;
+      seq = bv;
+    } catch (const std::exception&) {
+      return ErrorResponse(
+          Status(ErrorCode::kInvalidArgument,
+                 "Last-Event-ID must be the id of an event of this stream (ATTEMPT.SEQ)"));
+    }
+  }
+  auto slot = Admit(ctx, req);
+  if (!slot.ok()) return TooMany(slot.status());
+  HttpResponse resp;
+  resp.stream = std::make_shared<RunStream>(ctx, id, attempt, seq, std::move(*slot));
+  return resp;
+}
+
+HttpResponse ActivityRoute(ApiContext& ctx, HttpRequest& req) {
+  auto slot = Admit(ctx, req);
+  if (!slot.ok()) return TooMany(slot.status());
+  HttpResponse resp;
+  resp.stream = std::make_shared<ActivityStream>(ctx, ResumeId(req), std::move(*slot));
+  return resp;
+}
+
+}  // namespace
+
+void AddStreamRoutes(Router& r, ApiContext& ctx) {
+  r.Add({"GET",
+         "/api/v1/runs/{id}/stream",
+         "runs.read",
+         "Live log lines and status of a run (SSE; WebSocket on upgrade); resumable with "
+         "Last-Event-ID",
+         "streams",
+         {{"last_event_id", "string", "resume after this event (WebSocket clients)"}},
+         "",
+         "",
+         200,
+         true,
+         [&ctx](HttpRequest& q) { return RunStreamRoute(ctx, q); }});
+  r.Add({"GET",
+         "/api/v1/stream",
+         "runs.read",
+         "Live activity: every run change (SSE; WebSocket on upgrade)",
+         "streams",
+         {{"last_event_id", "string", "resume after this event (WebSocket clients)"}},
+         "",
+         "",
+         200,
+         true,
+         [&ctx](HttpRequest& q) { return ActivityRoute(ctx, q); }});
+}
+
+}  // namespace automan::api
