@@ -11,10 +11,10 @@ build:
 	@cmake --preset release >/dev/null
 	@cmake --build --preset release
 
-# Until the server exists (its issue turns this into `automan server`), `make run` runs the
-# demo runbook with the embedded SQLite store in ./automan-data.
+# The server on the embedded SQLite store in ./automan-data, at http://127.0.0.1:8080
+# (override with AUTOMAN_LISTEN=ADDR:PORT or a config file: docs/configuration.md).
 run: deps build
-	./build/release/automan exec docs/examples/hello.yaml
+	./build/release/automan server
 
 # deps + release build and suite + the whole suite under ASan/UBSan + the TSan subset.
 test: deps

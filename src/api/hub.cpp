@@ -28,7 +28,6 @@ EventHub::StreamSlot::~StreamSlot() {
 }
 
 void EventHub::PublishLog(const LogLine& line) {
-  std::vector<Subscription*> to_wake;
   {
     std::lock_guard lock(mu_);
     auto it = runs_.find(line.run_id);
@@ -51,8 +50,7 @@ void EventHub::PublishLog(const LogLine& line) {
       r.bytes -= r.lines.front().text.size() + 64;
       r.lines.pop_front();
     }
-    to_wake = r.subs;
-    for (Subscription* s : to_wake) s->Fire();
+    for (Subscription* s : r.subs) s->Fire();
   }
 }
 

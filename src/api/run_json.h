@@ -1,8 +1,8 @@
-// Wire (JSON) form of runs, step runs and log lines, shared by `automan exec --json` and,
-// later, the REST API. Domain types are converted here, at the edge, never serialised
-// directly. Keys are snake_case; timestamps RFC 3339 UTC with milliseconds; secret params
-// are never rendered (they appear as `"name": "***"` only when set). Ints, numbers and
-// bools are rendered as JSON numbers and booleans.
+// The wire (JSON) text of runs and log lines for callers that print them without including
+// Boost.JSON (`automan exec --json`, `enqueue --json`, `dlq`). The one converter is
+// api/wire.h (RunJson, LogLineJson), which the REST API uses too: keys snake_case,
+// timestamps RFC 3339 UTC with milliseconds, secret params as "***", ints, numbers and
+// bools as JSON numbers and booleans.
 #pragma once
 
 #include <string>

@@ -265,10 +265,7 @@ json::object RunJson(const Run& run, const std::vector<StepRun>* steps) {
   o["runbook_version"] = run.runbook_version;
   o["status"] = ToString(run.status);
   json::object params;
-  for (const auto& [k, v] : run.params) {
-    if (v.secret()) continue;  // secret params are never returned, not even masked
-    params[k] = ParamJson(v);
-  }
+  for (const auto& [k, v] : run.params) params[k] = ParamJson(v);  // secrets: "***"
   o["params"] = std::move(params);
   o["trigger"] = ToString(run.trigger);
   o["triggered_by"] = run.triggered_by;
@@ -304,6 +301,7 @@ json::object RunJson(const Run& run, const std::vector<StepRun>* steps) {
 
 json::object LogLineJson(const LogLine& line) {
   json::object o;
+  o["run_id"] = line.run_id;
   o["attempt"] = line.attempt;
   o["seq"] = line.seq;
   o["ts"] = FormatRfc3339(line.ts);

@@ -57,7 +57,8 @@ Result<std::optional<Timestamp>> QueryTime(const HttpRequest& r, std::string_vie
 
 json::value TimeOrNull(const std::optional<Timestamp>& t);
 // A run: {"id", "runbook", "runbook_version", "status", "params", "trigger", ...}; with
-// `steps` the step runs of its last attempt are included as "steps".
+// `steps` the step runs of its last attempt are included as "steps". A secret param's
+// value is never rendered: it appears as "***" (the store never keeps it anyway).
 json::object RunJson(const Run& run, const std::vector<StepRun>* steps = nullptr);
 json::object StepRunJson(const StepRun& s);
 json::object LogLineJson(const LogLine& line);

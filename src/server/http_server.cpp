@@ -469,8 +469,16 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
   beast::error_code ec;
   auto addr = asio::ip::make_address(m.opt.address, ec);
   if (ec) {
-    return Status(ErrorCode::kInvalidArgument,
-                  fmt::format("listen address \"{}\" is not an IP address", m.opt.address));
+    // A host name ("localhost"): listen on its first address.
+    tcp::resolver resolver(m.ioc);
+    auto results = resolver.resolve(m.opt.address, "", ec);
+    if (ec || results.empty()) {
+      return Status(ErrorCode::kInvalidArgument,
+                    fmt::format("listen address \"{}\" is neither an IP address nor a host "
+                                "name this machine resolves",
+                                m.opt.address));
+    }
+    addr = results.begin()->endpoint().address();
   }
   tcp::endpoint ep(addr, m.opt.port);
   m.acceptor.open(ep.protocol(), ec);
