@@ -25,6 +25,7 @@ packages=(
   procps psmisc hyperfine
   prometheus                # promtool checks the server's /metrics
   wrk ccache                # bench/api load generator; faster rebuilds
+  openssl zsh fish          # TLS test certificates; completion script checks
 )
 
 missing=()

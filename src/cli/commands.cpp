@@ -25,6 +25,20 @@ void AddStoreFlags(CLI::App& app, StoreFlags& flags) {
       ->envname("AUTOMAN_DB");
 }
 
+// --server, --ca-file, --insecure: the flags of every command that may use the API.
+void AddServerFlags(CLI::App& app, ServerFlags& flags, const char* server_help) {
+  app.add_option("--server", flags.url, server_help)->envname("AUTOMAN_SERVER");
+  app.add_option("--ca-file", flags.ca_file, "PEM file of a private CA for an https:// server")
+      ->envname("AUTOMAN_CA_FILE");
+  app.add_flag("--insecure", flags.insecure,
+               "https: do not verify the server's certificate (testing only)");
+}
+
+constexpr const char* kClientServerHelp =
+    "URL of automan server (default: the CLI config file, else http://127.0.0.1:8080)";
+constexpr const char* kLocalServerHelp =
+    "Act through this automan server's API instead of the local store";
+
 // Everything the table's entries bind their flags to.
 struct Options {
   ExecOptions exec;
@@ -37,6 +51,12 @@ struct Options {
   SchedulesOptions schedules;
   ServerOptions server;
   BackupOptions backup;
+  RunOptions run;
+  RunsOptions runs;
+  LogsOptions logs;
+  RetryOptions retry;
+  RunbooksOptions runbooks;
+  CompletionOptions completion;
 };
 
 struct Command {
@@ -146,13 +166,14 @@ const Command kCommands[] = {
      [](CLI::App& app, Options& o) {
        app.add_option("runs", o.cancel.run_ids, "Run ids")->required();
        AddStoreFlags(app, o.cancel.store);
+       AddServerFlags(app, o.cancel.server, kLocalServerHelp);
      },
      [](const Options& o) { return RunCancel(o.cancel); }},
-    {"dlq", "Dead-letter queue: list, show or replay runs whose attempts ran out",
+    {"dlq", "Dead-letter queue: list, show, replay or purge runs whose attempts ran out",
      [](CLI::App& app, Options& o) {
-       app.add_option("action", o.dlq.action, "list | show | replay")
+       app.add_option("action", o.dlq.action, "list | show | replay | purge (purge: --server)")
            ->required()
-           ->check(CLI::IsMember({"list", "show", "replay"}));
+           ->check(CLI::IsMember({"list", "show", "replay", "purge"}));
        app.add_option("runs", o.dlq.run_ids, "Run ids (show, replay)");
        app.add_flag("--all", o.dlq.all, "replay: every dead run");
        app.add_option("--limit", o.dlq.limit, "list: at most this many")
@@ -160,6 +181,7 @@ const Command kCommands[] = {
            ->check(CLI::Range(1, 1000));
        app.add_flag("--json", o.dlq.json, "Print JSON");
        AddStoreFlags(app, o.dlq.store);
+       AddServerFlags(app, o.dlq.server, kLocalServerHelp);
      },
      [](const Options& o) { return RunDlq(o.dlq); }},
     {"cron", "Preview a cron expression: next fire times in a zone, or plain words",
@@ -221,15 +243,134 @@ const Command kCommands[] = {
        app.add_option("--before", s.before, "ledger: rows before this instant (RFC 3339)");
        app.add_flag("--json", s.json, "list, show, ledger: print JSON lines");
        AddStoreFlags(app, s.store);
+       AddServerFlags(app, s.server, kLocalServerHelp);
      },
      [](const Options& o) { return RunSchedules(o.schedules); }},
+    {"run", "Start a run of a runbook on the server and print its id (--follow: its logs)",
+     [](CLI::App& app, Options& o) {
+       app.add_option("runbook", o.run.runbook, "Runbook id (automan runbooks lists them)")
+           ->required();
+       app.add_option("-p,--param", o.run.params, "Parameter as name=value (repeatable)")
+           ->allow_extra_args(false);
+       app.add_flag("-f,--follow", o.run.follow,
+                    "Print the run's logs live; exit with the code of its final status");
+       app.add_flag("--dry-run", o.run.dry_run,
+                    "Show the plan the server would run; run and record nothing");
+       app.add_option("--priority", o.run.priority, "Higher runs first (-1000..1000)")
+           ->check(CLI::Range(-1000, 1000));
+       app.add_option("--idempotency-key", o.run.idempotency_key,
+                      "A second run with this key returns the first run (24h window)");
+       app.add_flag("--json", o.run.json, "Print the run as JSON (with --follow: at the end)");
+       AddServerFlags(app, o.run.server, kClientServerHelp);
+     },
+     [](const Options& o) { return RunRun(o.run); }},
+    {"runs", "List the server's runs, newest first",
+     [](CLI::App& app, Options& o) {
+       app.add_option("--status", o.runs.status, "Only runs in this status (e.g. FAILED)");
+       app.add_option("--runbook", o.runs.runbook, "Only runs of this runbook");
+       app.add_option("--limit", o.runs.limit, "At most this many")
+           ->capture_default_str()
+           ->check(CLI::Range(1, 1000));
+       app.add_flag("--json", o.runs.json, "Print the runs as JSON lines");
+       AddServerFlags(app, o.runs.server, kClientServerHelp);
+     },
+     [](const Options& o) { return RunRuns(o.runs); }},
+    {"logs", "Print the log lines of a run on the server (-f: follow until it ends)",
+     [](CLI::App& app, Options& o) {
+       app.add_option("run", o.logs.run_id, "Run id")->required();
+       app.add_flag("-f,--follow", o.logs.follow, "Then follow new lines until the run ends");
+       app.add_option("--step", o.logs.step, "Only lines of this step");
+       app.add_option("--stream", o.logs.stream, "Only lines of this stream")
+           ->check(CLI::IsMember({"stdout", "stderr", "system"}));
+       app.add_flag("--json", o.logs.json, "Print the lines as JSON lines");
+       AddServerFlags(app, o.logs.server, kClientServerHelp);
+     },
+     [](const Options& o) { return RunLogs(o.logs); }},
+    {"retry", "Run a finished run again on the server as a new run; print its id",
+     [](CLI::App& app, Options& o) {
+       app.add_option("run", o.retry.run_id, "Run id")->required();
+       app.add_flag("-f,--follow", o.retry.follow,
+                    "Print the new run's logs live; exit with the code of its final status");
+       app.add_flag("--json", o.retry.json, "Print the new run as JSON");
+       AddServerFlags(app, o.retry.server, kClientServerHelp);
+     },
+     [](const Options& o) { return RunRetry(o.retry); }},
+    {"runbooks", "List the server's runbooks, or show one (runbooks show ID)",
+     [](CLI::App& app, Options& o) {
+       app.add_option("action", o.runbooks.action, "list (default) | show")
+           ->check(CLI::IsMember({"list", "show"}));
+       app.add_option("id", o.runbooks.id, "show: the runbook id");
+       app.add_option("--category", o.runbooks.category, "Only runbooks of this category");
+       app.add_option("--tag", o.runbooks.tag, "Only runbooks with this tag");
+       app.add_option("-q,--query", o.runbooks.query, "Text in the id, name or description");
+       app.add_flag("--json", o.runbooks.json, "Print JSON (list: one runbook per line)");
+       AddServerFlags(app, o.runbooks.server, kClientServerHelp);
+     },
+     [](const Options& o) { return RunRunbooks(o.runbooks); }},
+    {"completion", "Print a shell completion script: completion bash|zsh|fish",
+     [](CLI::App& app, Options& o) {
+       app.add_option("shell", o.completion.shell, "bash | zsh | fish")
+           ->required()
+           ->check(CLI::IsMember({"bash", "zsh", "fish"}));
+     },
+     [](const Options& o) { return RunCompletion(o.completion); }},
 };
+
+// The values an option accepts, from its CLI::IsMember check ("{a,b,c}").
+std::vector<std::string> Choices(CLI::Option& opt) {
+  for (int i = 0;; ++i) {
+    CLI::Validator* v = nullptr;
+    try {
+      v = opt.get_validator(i);
+    } catch (const CLI::OptionNotFound&) {
+      return {};
+    }
+    const std::string d = v->get_description();
+    if (d.size() < 2 || d.front() != '{' || d.back() != '}') continue;
+    std::vector<std::string> out;
+    size_t start = 1;
+    while (start < d.size() - 1) {
+      size_t comma = d.find(',', start);
+      if (comma == std::string::npos || comma > d.size() - 1) comma = d.size() - 1;
+      out.push_back(d.substr(start, comma - start));
+      start = comma + 1;
+    }
+    return out;
+  }
+}
 
 }  // namespace
 
 int RunVersion() {
   std::cout << "automan " << AUTOMAN_VERSION << " (" << AUTOMAN_GIT_COMMIT << ")\n";
   return 0;
+}
+
+std::vector<CommandInfo> ListCommands() {
+  CLI::App app;
+  Options options;
+  std::vector<CommandInfo> out;
+  for (const Command& c : kCommands) {
+    CLI::App* sub = app.add_subcommand(c.name, c.summary);
+    c.define(*sub, options);
+    CommandInfo info{c.name, c.summary, {}, {}};
+    for (CLI::Option* opt : sub->get_options([](CLI::Option*) { return true; })) {
+      if (!opt->nonpositional()) {
+        info.positionals.push_back(
+            {opt->get_name(), Choices(*opt), opt->get_items_expected_max() > 1});
+        continue;
+      }
+      FlagInfo f;
+      for (const std::string& s : opt->get_snames()) f.names.push_back("-" + s);
+      for (const std::string& l : opt->get_lnames()) f.names.push_back("--" + l);
+      f.help = opt->get_description();
+      f.takes_value = opt->get_items_expected_max() > 0;
+      f.choices = Choices(*opt);
+      info.flags.push_back(std::move(f));
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
 }
 
 int RunCli(int argc, char** argv) {

@@ -21,6 +21,15 @@ struct StoreFlags {
   std::string ResolvedUrl() const;
 };
 
+// Flags of the commands that talk to `automan server` over its HTTP API (client/).
+struct ServerFlags {
+  // --server / AUTOMAN_SERVER. The client commands fall back to the CLI config file and
+  // http://127.0.0.1:8080; cancel, dlq and schedules use the local store when it is empty.
+  std::string url;
+  std::string ca_file;  // --ca-file / AUTOMAN_CA_FILE: a private CA for https://
+  bool insecure = false;
+};
+
 struct ExecOptions {
   StoreFlags store;
   std::string file;
@@ -55,12 +64,14 @@ struct EnqueueOptions {
 
 struct CancelOptions {
   StoreFlags store;
+  ServerFlags server;  // set: through the API
   std::vector<std::string> run_ids;
 };
 
 struct DlqOptions {
   StoreFlags store;
-  std::string action;  // list | show | replay
+  ServerFlags server;  // set: through the API
+  std::string action;  // list | show | replay | purge (purge: through the API only)
   std::vector<std::string> run_ids;
   bool all = false;  // replay every DEAD run
   int limit = 50;
@@ -78,6 +89,7 @@ struct CronOptions {
 
 struct SchedulesOptions {
   StoreFlags store;
+  ServerFlags server;  // set: through the API (all actions but sync)
   std::string action;  // add | list | show | pause | resume | delete | ledger | sync
   std::vector<std::string> args;
   // add: the schedule, in the shape of a runbook file's `schedules:` entry.
@@ -106,6 +118,66 @@ struct ValidateOptions {
   bool quiet = false;
 };
 
+// The client commands (client_commands.cpp): the server's HTTP API only.
+struct RunOptions {
+  ServerFlags server;
+  std::string runbook;              // a runbook id the server knows
+  std::vector<std::string> params;  // "name=value", sent as strings
+  bool follow = false;
+  bool dry_run = false;
+  int priority = 0;
+  std::string idempotency_key;
+  bool json = false;
+};
+struct RunsOptions {
+  ServerFlags server;
+  std::string status, runbook;
+  int limit = 20;
+  bool json = false;
+};
+struct LogsOptions {
+  ServerFlags server;
+  std::string run_id;
+  bool follow = false;
+  std::string step, stream;
+  bool json = false;
+};
+struct RetryOptions {
+  ServerFlags server;
+  std::string run_id;
+  bool follow = false;
+  bool json = false;
+};
+struct RunbooksOptions {
+  ServerFlags server;
+  std::string action;  // "" or list | show
+  std::string id;      // show
+  std::string category, tag, query;
+  bool json = false;
+};
+struct CompletionOptions {
+  std::string shell;  // bash | zsh | fish
+};
+
+// The command table as data, for `automan completion` (built from the CLI11 definitions).
+struct FlagInfo {
+  std::vector<std::string> names;  // "-p", "--param"
+  std::string help;
+  bool takes_value = false;
+  std::vector<std::string> choices;  // the allowed values, when the flag checks them
+};
+struct PositionalInfo {
+  std::string name;
+  std::vector<std::string> choices;  // e.g. an action: list | show | replay
+  bool repeated = false;             // takes every remaining word (run ids, files)
+};
+struct CommandInfo {
+  std::string name, summary;
+  std::vector<FlagInfo> flags;
+  std::vector<PositionalInfo> positionals;
+};
+std::vector<CommandInfo> ListCommands();
+
 int RunVersion();
 int RunServer(const ServerOptions& options);
 int RunBackup(const BackupOptions& options);
@@ -117,6 +189,17 @@ int RunCancel(const CancelOptions& options);
 int RunDlq(const DlqOptions& options);
 int RunCron(const CronOptions& options);
 int RunSchedules(const SchedulesOptions& options);
+int RunRun(const RunOptions& options);
+int RunRuns(const RunsOptions& options);
+int RunLogs(const LogsOptions& options);
+int RunRetry(const RetryOptions& options);
+int RunRunbooks(const RunbooksOptions& options);
+int RunCompletion(const CompletionOptions& options);
+// cancel, dlq and schedules through the API (client_commands.cpp); RunCancel, RunDlq and
+// RunSchedules call them when options.server.url is set.
+int RunCancelViaApi(const CancelOptions& options);
+int RunDlqViaApi(const DlqOptions& options);
+int RunSchedulesViaApi(const SchedulesOptions& options);
 
 // Parses argv and runs the chosen command; returns the process exit code.
 int RunCli(int argc, char** argv);

@@ -180,6 +180,7 @@ int RunEnqueue(const EnqueueOptions& o) {
 }
 
 int RunCancel(const CancelOptions& o) {
+  if (!o.server.url.empty()) return RunCancelViaApi(o);
   auto store = OpenStore(o.store);
   if (!store.ok()) {
     fmt::print(stderr, "error: {}\n", store.status().message());
@@ -207,6 +208,13 @@ int RunCancel(const CancelOptions& o) {
 }
 
 int RunDlq(const DlqOptions& o) {
+  if (!o.server.url.empty()) return RunDlqViaApi(o);
+  if (o.action == "purge") {
+    fmt::print(stderr,
+               "error: dlq purge works through the server: pass --server URL or set "
+               "AUTOMAN_SERVER\n");
+    return kExitInvalidInput;
+  }
   auto store = OpenStore(o.store);
   if (!store.ok()) {
     fmt::print(stderr, "error: {}\n", store.status().message());

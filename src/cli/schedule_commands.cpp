@@ -510,6 +510,7 @@ int RunCron(const CronOptions& o) {
 }
 
 int RunSchedules(const SchedulesOptions& o) {
+  if (!o.server.url.empty()) return RunSchedulesViaApi(o);
   auto store = OpenStore(o.store);
   if (!store.ok()) {
     fmt::print(stderr, "error: {}\n", store.status().message());
