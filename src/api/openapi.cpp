@@ -1,5 +1,6 @@
 // The OpenAPI 3.1 document, generated from the route table so it cannot drift from what
-// the server serves. tests/api/openapi_test.sh lints it with Redocly's CLI.
+// the server serves. tests/api_contract/openapi_lint.sh lints it with Redocly's CLI, and
+// tests/api_contract/routes_test.cpp checks every answer against these schemas.
 #include <set>
 
 #include "api/api.h"
@@ -139,6 +140,10 @@ json::object Schemas() {
                             Obj({{"params_schema", json::object{{"type", "object"}}},
                                  {"steps", ArrayOf(json::object{{"type", "object"}})},
                                  {"rollback", ArrayOf(json::object{{"type", "object"}})},
+                                 {"timeout_ms", Nullable("integer")},
+                                 {"requires", Nullable("string")},
+                                 {"allowed_roles", ArrayOf(T("string"))},
+                                 {"schedules", ArrayOf(T("string"))},
                                  {"yaml", T("string")}})}}};
   s["ValidateResult"] =
       Obj({{"valid", T("boolean")},
@@ -152,7 +157,9 @@ json::object Schemas() {
                          {"version", T("string")},
                          {"dry_run", T("boolean")},
                          {"params", json::object{{"type", "object"}}},
-                         {"steps", ArrayOf(json::object{{"type", "object"}})}});
+                         {"steps", ArrayOf(json::object{{"type", "object"}})},
+                         {"rollback", ArrayOf(json::object{{"type", "object"}})},
+                         {"timeout_ms", Nullable("integer")}});
   s["ScheduleCreate"] = Obj({{"runbook", T("string")},
                              {"id", T("string")},
                              {"cron", T("string")},
@@ -191,7 +198,9 @@ json::object Schemas() {
                    {"generation", T("integer")},
                    {"recorded_at", Time()}});
   s["FireList"] = ListOf("Fire");
-  s["FirePreview"] = Obj({{"tz", T("string")},
+  s["FirePreview"] = Obj({{"id", T("string")},
+                          {"expr", T("string")},
+                          {"tz", T("string")},
                           {"explain", T("string")},
                           {"items", ArrayOf(Obj({{"nominal_at", Time()},
                                                  {"local", T("string")},

@@ -25,6 +25,7 @@ struct QueryDoc {
   std::string name;
   std::string type;  // "string" "integer" "boolean" (OpenAPI schema type)
   std::string description;
+  bool required = false;
 };
 
 struct Route {

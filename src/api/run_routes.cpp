@@ -231,7 +231,8 @@ HttpResponse ListRuns(ApiContext& ctx, HttpRequest& req) {
     f.before_id = *c;
   }
   if (*until) {
-    std::string bound = IdLowerBound(**until);
+    // Ids order by millisecond; created_at below decides within the last one.
+    std::string bound = IdLowerBound(std::chrono::ceil<std::chrono::milliseconds>(**until));
     if (!f.before_id || bound < *f.before_id) f.before_id = bound;
   }
   std::optional<std::string> floor;
@@ -249,6 +250,7 @@ HttpResponse ListRuns(ApiContext& ctx, HttpRequest& req) {
       reached_floor = true;
       break;
     }
+    if ((*since && r.created_at < **since) || (*until && r.created_at >= **until)) continue;
     items.push_back(RunJson(r));
   }
   std::optional<std::string> next;

@@ -337,7 +337,7 @@ HttpResponse NextFires(ApiContext& ctx, HttpRequest& req) {
   if (!timing.ok()) return ErrorResponse(timing.status());
   const Timestamp from = std::max(rec->cursor, ctx.clock.Now());
   json::object o;
-  o["schedule"] = rec->id;
+  o["id"] = rec->id;
   o["tz"] = def->spec.tz;
   o["items"] = Preview(*timing, from, static_cast<int>(count->value_or(10)), rec->id);
   return JsonResponse(200, o);
@@ -355,8 +355,12 @@ HttpResponse Ledger(ApiContext& ctx, HttpRequest& req) {
   const int want = static_cast<int>(limit->value_or(50));
   std::vector<FireRecord> fires;
   Status s = ctx.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
-    AUTOMAN_RETURN_IF_ERROR(tx.GetSchedule(id).status());
     AUTOMAN_ASSIGN_OR_RETURN(fires, tx.ListFires(id, before, want));
+    // A deleted schedule keeps its ledger: 404 only when there is neither.
+    if (fires.empty() && !before) {
+      auto rec = tx.GetSchedule(id);
+      if (!rec.ok()) return rec.status();
+    }
     return Status::Ok();
   });
   if (!s.ok()) return ErrorResponse(s);
@@ -504,7 +508,7 @@ void AddScheduleRoutes(Router& r, ApiContext& ctx) {
          "schedules.read",
          "Explain a cron expression and list its next fires in a zone",
          "schedules",
-         {{"expr", "string", "the cron expression"},
+         {{"expr", "string", "the cron expression", true},
           {"tz", "string", "IANA zone, default UTC"},
           {"from", "string", "RFC 3339, default now"},
           {"count", "integer", "1..100, default 10"}},

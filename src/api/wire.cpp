@@ -77,11 +77,45 @@ HttpResponse JsonResponse(int status, const json::value& body) {
   return r;
 }
 
+namespace {
+// Messages may quote what the client sent (a path, a query value); Boost.JSON writes bytes
+// as given, so invalid UTF-8 is replaced by U+FFFD to keep every answer valid JSON.
+std::string ToValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80                   ? 1
+                     : (c >= 0xC2 && c <= 0xDF) ? 2
+                     : (c >= 0xE0 && c <= 0xEF) ? 3
+                     : (c >= 0xF0 && c <= 0xF4) ? 4
+                                                : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) {
+      ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+    }
+    if (ok && n > 2) {
+      const auto d = static_cast<unsigned char>(s[i + 1]);
+      ok = !(c == 0xE0 && d < 0xA0) && !(c == 0xED && d > 0x9F) && !(c == 0xF0 && d < 0x90) &&
+           !(c == 0xF4 && d > 0x8F);
+    }
+    if (ok) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+}  // namespace
+
 HttpResponse ErrorResponse(int status, std::string_view code, std::string_view message,
                            json::value details) {
   json::object e;
   e["code"] = code;
-  e["message"] = message;
+  e["message"] = ToValidUtf8(message);
   e["details"] = std::move(details);
   json::object o;
   o["error"] = std::move(e);

@@ -283,5 +283,37 @@ TEST_F(CliTest, StoreFlagsChooseTheDatabase) {
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("pw@")));
 }
 
+TEST_F(CliTest, BackupCopiesTheStoreAndRefusesToOverwrite) {
+  auto file = Runbook("ok.yaml", "id: ok\nsteps:\n  - id: s\n    shell: 'true'\n");
+  ASSERT_EQ(RunCommand(Cmd("exec " + file)).exit_code, 0);
+  ASSERT_EQ(RunCommand(Cmd("exec " + file)).exit_code, 0);
+  auto r = RunCommand(Cmd("backup " + dir_.File("copy.db")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("backed up"));
+  // The copy is a store of its own with both runs.
+  StoreOptions so;
+  so.url = "sqlite:" + dir_.File("copy.db");
+  auto copy = Store::Open(so);
+  ASSERT_TRUE(copy.ok()) << copy.status().message();
+  int n = 0;
+  ASSERT_TRUE((*copy)
+                  ->Transact(Store::TxMode::kRead,
+                             [&](StoreTx& tx) {
+                               AUTOMAN_ASSIGN_OR_RETURN(auto runs, tx.ListRuns(RunFilter{}));
+                               n = static_cast<int>(runs.size());
+                               return Status::Ok();
+                             })
+                  .ok());
+  EXPECT_EQ(n, 2);
+  r = RunCommand(Cmd("backup " + dir_.File("copy.db") + " 2>&1"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("exists"));
+  r = RunCommand(
+      Cmd("backup --db postgresql://u:s3cret@127.0.0.1:1/db " + dir_.File("pg.dump") + " 2>&1"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("pg_dump"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("s3cret")));
+}
+
 }  // namespace
 }  // namespace automan
