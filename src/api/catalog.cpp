@@ -192,7 +192,13 @@ Result<bool> RunbookCatalog::ReloadIfChanged() {
   auto dir = LoadDir(options_.directory, RunbookOrigin::kDirectory);
   if (!dir.ok()) return dir.status();
   auto snap = Build(*dir, api_entries_);
-  if (!snap.ok()) return snap.status();
+  if (!snap.ok()) {
+    // A clash with an API-managed runbook: an API change may resolve it, so the next
+    // check after one must load the directory again (see ApiChanged).
+    reload_refused_ = true;
+    return snap.status();
+  }
+  reload_refused_ = false;
   dir_entries_ = std::move(*dir);
   snapshot_ = std::move(*snap);
   return true;
@@ -241,6 +247,7 @@ Result<CatalogEntry> RunbookCatalog::PutApiRunbook(std::string_view yaml,
   if (!snap.ok()) return snap.status();
   api_entries_ = std::move(api);
   snapshot_ = std::move(*snap);
+  if (reload_refused_) dir_fingerprint_.clear();
   return e;
 }
 
@@ -265,6 +272,7 @@ Status RunbookCatalog::DeleteApiRunbook(std::string_view id) {
   if (!snap.ok()) return snap.status();
   api_entries_ = std::move(api);
   snapshot_ = std::move(*snap);
+  if (reload_refused_) dir_fingerprint_.clear();
   return Status::Ok();
 }
 

@@ -79,6 +79,7 @@ class RunbookCatalog {
   std::vector<CatalogEntry> dir_entries_;
   std::vector<CatalogEntry> api_entries_;
   std::string dir_fingerprint_;
+  bool reload_refused_ = false;  // the last reload clashed with an API-managed runbook
   std::shared_ptr<const CatalogSnapshot> snapshot_;
 };
 

@@ -64,4 +64,22 @@ bool SplitTarget(std::string_view target, std::string& path,
   return true;
 }
 
+bool SplitTarget(std::string_view target, std::string& path, std::vector<std::string>& segments,
+                 std::multimap<std::string, std::string>& query) {
+  if (!SplitTarget(target, path, query)) return false;
+  segments.clear();
+  std::string_view raw = target.substr(0, target.find('?'));
+  if (raw.empty() || raw.front() != '/') return true;
+  size_t i = 1;
+  while (i <= raw.size()) {
+    size_t j = raw.find('/', i);
+    if (j == std::string_view::npos) j = raw.size();
+    std::string seg;
+    if (!PercentDecode(raw.substr(i, j - i), seg, false)) return false;
+    segments.push_back(std::move(seg));
+    i = j + 1;
+  }
+  return true;
+}
+
 }  // namespace automan::api

@@ -16,9 +16,12 @@
 namespace automan::api {
 
 struct HttpRequest {
-  std::string method;                             // "GET", "POST", ...
-  std::string target;                             // as received: path and query
-  std::string path;                               // percent-decoded path, without the query
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // as received: path and query
+  std::string path;    // percent-decoded path, without the query (for messages and logs)
+  // The path's segments, each percent-decoded on its own, so "%2F" stays inside a segment
+  // and never reaches another route. Empty: the router splits `path`.
+  std::vector<std::string> segments;
   std::multimap<std::string, std::string> query;  // percent-decoded
   std::map<std::string, std::string> headers;     // names lower-cased; repeated: last wins
   std::string body;
@@ -75,6 +78,9 @@ using HttpHandler = std::function<HttpResponse(HttpRequest&)>;
 bool PercentDecode(std::string_view s, std::string& out, bool plus_is_space);
 // Splits a request target into a decoded path and query; false on malformed escapes.
 bool SplitTarget(std::string_view target, std::string& path,
+                 std::multimap<std::string, std::string>& query);
+// The same, also filling `segments` (the raw path split on '/', then each decoded).
+bool SplitTarget(std::string_view target, std::string& path, std::vector<std::string>& segments,
                  std::multimap<std::string, std::string>& query);
 
 }  // namespace automan::api

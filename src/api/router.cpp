@@ -18,6 +18,15 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
   }
   return out;
 }
+// The request's path segments: decoded one by one by the transport, or split from `path`.
+std::vector<std::string_view> SegmentsOf(const HttpRequest& req) {
+  if (req.segments.empty()) {
+    if (req.path.empty() || req.path.front() != '/') return {};
+    return SplitPath(req.path);
+  }
+  return std::vector<std::string_view>(req.segments.begin(), req.segments.end());
+}
+
 }  // namespace
 
 void Router::Add(Route route) {
@@ -30,11 +39,9 @@ void Router::Add(Route route) {
   compiled_.push_back(std::move(c));
 }
 
-bool Router::MatchSegments(const Compiled& c, std::string_view path,
+bool Router::MatchSegments(const Compiled& c, const std::vector<std::string_view>& segs,
                            std::map<std::string, std::string>* params) {
-  if (path.empty() || path.front() != '/') return false;
-  std::vector<std::string_view> segs = SplitPath(path);
-  if (segs.size() != c.segments.size()) return false;
+  if (segs.empty() || segs.size() != c.segments.size()) return false;
   for (size_t i = 0; i < segs.size(); ++i) {
     const std::string& want = c.segments[i];
     if (!want.empty() && want.front() == '{') {
@@ -51,8 +58,9 @@ const Route* Router::Match(const HttpRequest& req, bool* path_matched) const {
   if (path_matched != nullptr) *path_matched = false;
   const Route* best = nullptr;
   int best_literals = -1;
+  const std::vector<std::string_view> segs = SegmentsOf(req);
   for (size_t i = 0; i < routes_.size(); ++i) {
-    if (!MatchSegments(compiled_[i], req.path, nullptr)) continue;
+    if (!MatchSegments(compiled_[i], segs, nullptr)) continue;
     if (path_matched != nullptr) *path_matched = true;
     if (routes_[i].method == req.method && compiled_[i].literals > best_literals) {
       best = &routes_[i];
@@ -67,8 +75,9 @@ HttpResponse Router::Dispatch(HttpRequest& req) const {
   const Route* r = Match(req, &path_matched);
   if (r == nullptr && path_matched) {
     std::string allow;
+    const std::vector<std::string_view> segs = SegmentsOf(req);
     for (size_t i = 0; i < routes_.size(); ++i) {
-      if (!MatchSegments(compiled_[i], req.path, nullptr)) continue;
+      if (!MatchSegments(compiled_[i], segs, nullptr)) continue;
       if (allow.find(routes_[i].method) == std::string::npos) {
         allow += (allow.empty() ? "" : ", ") + routes_[i].method;
       }
@@ -86,7 +95,8 @@ HttpResponse Router::Dispatch(HttpRequest& req) const {
     return resp;
   }
   req.path_params.clear();
-  MatchSegments(compiled_[static_cast<size_t>(r - routes_.data())], req.path, &req.path_params);
+  MatchSegments(compiled_[static_cast<size_t>(r - routes_.data())], SegmentsOf(req),
+                &req.path_params);
   HttpResponse resp;
   try {
     resp = r->handler(req);

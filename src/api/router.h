@@ -56,7 +56,7 @@ class Router {
     std::vector<std::string> segments;  // "{x}" for parameters
     int literals = 0;
   };
-  static bool MatchSegments(const Compiled& c, std::string_view path,
+  static bool MatchSegments(const Compiled& c, const std::vector<std::string_view>& segs,
                             std::map<std::string, std::string>* params);
   std::vector<Route> routes_;
   std::vector<Compiled> compiled_;

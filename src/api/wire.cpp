@@ -77,9 +77,6 @@ HttpResponse JsonResponse(int status, const json::value& body) {
   return r;
 }
 
-namespace {
-// Messages may quote what the client sent (a path, a query value); Boost.JSON writes bytes
-// as given, so invalid UTF-8 is replaced by U+FFFD to keep every answer valid JSON.
 std::string ToValidUtf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -109,7 +106,6 @@ std::string ToValidUtf8(std::string_view s) {
   }
   return out;
 }
-}  // namespace
 
 HttpResponse ErrorResponse(int status, std::string_view code, std::string_view message,
                            json::value details) {
@@ -141,11 +137,15 @@ Result<json::object> ParseBodyObject(std::string_view body) {
   opt.max_depth = 32;
   json::stream_parser p({}, opt);
   json::error_code ec;
-  p.write(body.data(), body.size(), ec);
+  const size_t used = p.write(body.data(), body.size(), ec);
   if (!ec) p.finish(ec);
   if (ec) {
-    std::string what = ec.message();
+    std::string what = fmt::format("{} at byte {}", ec.message(), used);
     if (ec == json::error::too_deep) what = "nested deeper than 32 levels";
+    if (used < body.size() && (static_cast<unsigned char>(body[used]) & 0x80) != 0 &&
+        ToValidUtf8(body.substr(used, 4)).rfind("\xEF\xBF\xBD", 0) == 0) {
+      what = fmt::format("invalid UTF-8 at byte {}", used);
+    }
     return Status(ErrorCode::kInvalidArgument, fmt::format("malformed JSON body: {}", what));
   }
   json::value v = p.release();
@@ -285,9 +285,9 @@ json::object StepRunJson(const StepRun& s) {
   } else {
     o["duration_ms"] = nullptr;
   }
-  o["error"] = s.error.empty() ? json::value(nullptr) : json::value(s.error);
+  o["error"] = s.error.empty() ? json::value(nullptr) : json::value(ToValidUtf8(s.error));
   json::object outs;
-  for (const auto& [k, v] : s.outputs) outs[k] = v;
+  for (const auto& [k, v] : s.outputs) outs[k] = ToValidUtf8(v);
   o["outputs"] = std::move(outs);
   return o;
 }
@@ -314,7 +314,7 @@ json::object RunJson(const Run& run, const std::vector<StepRun>* steps) {
   json::object outputs;
   for (const auto& [step, kv] : run.outputs) {
     json::object m;
-    for (const auto& [k, v] : kv) m[k] = v;
+    for (const auto& [k, v] : kv) m[k] = ToValidUtf8(v);
     outputs[step] = std::move(m);
   }
   o["outputs"] = std::move(outputs);
@@ -322,7 +322,7 @@ json::object RunJson(const Run& run, const std::vector<StepRun>* steps) {
   o["idempotency_key"] =
       run.idempotency_key ? json::value(*run.idempotency_key) : json::value(nullptr);
   o["cancel_requested"] = run.cancel_requested;
-  o["error"] = run.error.empty() ? json::value(nullptr) : json::value(run.error);
+  o["error"] = run.error.empty() ? json::value(nullptr) : json::value(ToValidUtf8(run.error));
   if (steps != nullptr) {
     json::array arr;
     for (const auto& s : *steps) {
@@ -341,7 +341,7 @@ json::object LogLineJson(const LogLine& line) {
   o["ts"] = FormatRfc3339(line.ts);
   o["step"] = line.step_id;
   o["stream"] = ToString(line.stream);
-  o["text"] = line.text;
+  o["text"] = ToValidUtf8(line.text);  // steps may print anything
   if (line.partial) o["partial"] = true;
   return o;
 }

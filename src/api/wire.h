@@ -27,6 +27,10 @@ namespace json = boost::json;
 int ErrorStatus(ErrorCode code);
 std::string_view ErrorWireCode(ErrorCode code);
 
+// `s` with every invalid UTF-8 sequence replaced by U+FFFD: Boost.JSON writes strings
+// byte for byte, and text that came from a client or a step may be anything.
+std::string ToValidUtf8(std::string_view s);
+
 HttpResponse JsonResponse(int status, const json::value& body);
 HttpResponse ErrorResponse(int status, std::string_view code, std::string_view message,
                            json::value details = nullptr);

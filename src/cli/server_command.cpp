@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "api/api.h"
@@ -265,7 +266,14 @@ int RunServer(const ServerOptions& o) {
   const bool access_log = c.access_log == "on";
   ho.on_request = [&m, &log, access_log](const AccessRecord& r) {
     const std::string code = std::to_string(r.status);
-    m.http_requests.With({r.method.empty() ? "-" : r.method, r.route, code}).Inc();
+    // Methods are client input: anything but the standard ones is "other", so clients
+    // cannot add series.
+    static const std::set<std::string> kMethods{"GET",    "HEAD",    "POST", "PUT",
+                                                "DELETE", "OPTIONS", "PATCH"};
+    const std::string method = r.method.empty()           ? "-"  // not parsed
+                               : kMethods.count(r.method) ? r.method
+                                                          : "other";
+    m.http_requests.With({method, r.route, code}).Inc();
     if (!r.stream) m.http_duration.With({r.route}).Observe(r.seconds);
     if (access_log) {
       log.Raw(fmt::format(

@@ -59,10 +59,30 @@ struct HttpServer::Impl {
   std::optional<asio::ssl::context> ssl;
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
-  std::atomic<size_t> open{0};
-  std::mutex mu;
-  uint64_t next_conn = 0;
-  std::map<uint64_t, ConnHandle> conns;  // guarded by mu
+  // The open connections. Shared with each connection's coroutine, because a coroutine
+  // frame that never finished is destroyed with the io_context, after this Impl's other
+  // members may be gone.
+  struct Connections {
+    std::atomic<size_t> open{0};
+    std::mutex mu;
+    uint64_t next = 0;
+    std::map<uint64_t, ConnHandle> handles;  // guarded by mu
+    uint64_t Register(std::function<void()> abort) {
+      std::lock_guard lock(mu);
+      uint64_t id = ++next;
+      handles[id] = ConnHandle{std::move(abort)};
+      return id;
+    }
+    void Unregister(uint64_t id) {
+      std::lock_guard lock(mu);
+      handles.erase(id);
+    }
+    void AbortAll() {
+      std::lock_guard lock(mu);
+      for (auto& [id, c] : handles) c.abort();
+    }
+  };
+  std::shared_ptr<Connections> conns = std::make_shared<Connections>();
   uint16_t port = 0;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
 
@@ -74,17 +94,6 @@ struct HttpServer::Impl {
 
   void Log(AccessRecord rec) {
     if (opt.on_request) opt.on_request(rec);
-  }
-
-  uint64_t Register(std::function<void()> abort) {
-    std::lock_guard lock(mu);
-    uint64_t id = ++next_conn;
-    conns[id] = ConnHandle{std::move(abort)};
-    return id;
-  }
-  void Unregister(uint64_t id) {
-    std::lock_guard lock(mu);
-    conns.erase(id);
   }
 
   // Runs f() on the handler pool; resumes the caller on its own executor.
@@ -149,7 +158,7 @@ awaitable<void> HttpServer::Impl::Accept() {
       co_await t.async_wait(kTuple);
       continue;
     }
-    if (open.load() >= opt.max_connections) {
+    if (conns->open.load() >= opt.max_connections) {
       beast::error_code ignored;
       sock.close(ignored);
       continue;
@@ -170,32 +179,33 @@ awaitable<void> HttpServer::Impl::Accept() {
 
 template <class Stream>
 awaitable<void> HttpServer::Impl::Session(Stream stream, std::string remote) {
-  ++open;
+  ++conns->open;
   auto closed = std::make_shared<std::atomic<bool>>(false);
   auto timer = std::make_shared<asio::steady_timer>(stream.get_executor());
   // `alive` and `sock` are only touched on this connection's strand: the abort below runs
   // there, and so does the end of this coroutine, which clears `alive`.
   auto alive = std::make_shared<bool>(true);
   auto* sock = &Lowest(stream).socket();
-  const uint64_t conn_id = Register([closed, timer, sock, alive, ex = stream.get_executor()] {
-    asio::post(ex, [closed, timer, sock, alive] {
-      closed->store(true);
-      timer->cancel();
-      if (!*alive) return;
-      beast::error_code ignored;
-      sock->shutdown(tcp::socket::shutdown_both, ignored);
-    });
-  });
+  const uint64_t conn_id =
+      conns->Register([closed, timer, sock, alive, ex = stream.get_executor()] {
+        asio::post(ex, [closed, timer, sock, alive] {
+          closed->store(true);
+          timer->cancel();
+          if (!*alive) return;
+          beast::error_code ignored;
+          sock->shutdown(tcp::socket::shutdown_both, ignored);
+        });
+      });
   struct Guard {
-    Impl* impl;
+    std::shared_ptr<Connections> conns;
     uint64_t id;
     std::shared_ptr<bool> alive;
     ~Guard() {
       *alive = false;
-      impl->Unregister(id);
-      --impl->open;
+      conns->Unregister(id);
+      --conns->open;
     }
-  } guard{this, conn_id, alive};
+  } guard{conns, conn_id, alive};
 
   if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
     Lowest(stream).expires_after(opt.request_timeout);
@@ -224,6 +234,9 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, std::string remote) {
       if (ec == http::error::header_limit) {
         reject = 431;
         reject_msg = "the request headers are too large";
+      } else if (ec == http::error::body_limit) {  // a declared Content-Length over the limit
+        reject = 413;
+        reject_msg = "the request body is too large";
       } else {
         reject = 400;
         reject_msg = "malformed request";
@@ -274,9 +287,12 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, std::string remote) {
     for (const auto& f : req) areq.headers[LowerCopy(f.name_string())] = std::string(f.value());
     areq.body = std::move(req.body());
     areq.websocket = websocket::is_upgrade(req);
+    // HEAD is answered as GET without the body (RFC 9110 9.3.2).
+    const bool head = areq.method == "HEAD";
+    if (head) areq.method = "GET";
     api::HttpResponse resp;
     if (areq.target.empty() || areq.target.front() != '/' ||
-        !api::SplitTarget(areq.target, areq.path, areq.query)) {
+        !api::SplitTarget(areq.target, areq.path, areq.segments, areq.query)) {
       resp.status = 400;
       resp.body =
           ErrorJson("bad_request", "the request target must be a path with valid percent-escapes");
@@ -317,8 +333,16 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, std::string remote) {
     res.prepare_payload();
     const size_t bytes = res.body().size();
     Lowest(stream).expires_after(opt.request_timeout);
-    auto [wec, wn] = co_await http::async_write(stream, res, kTuple);
-    Log({remote, areq.method, areq.path, resp.route, resp.status, bytes,
+    beast::error_code wec;
+    if (head) {
+      http::response_serializer<http::string_body> sr(res);
+      auto [hec, hn] = co_await http::async_write_header(stream, sr, kTuple);
+      wec = hec;
+    } else {
+      auto [e, wn] = co_await http::async_write(stream, res, kTuple);
+      wec = e;
+    }
+    Log({remote, head ? "HEAD" : areq.method, areq.path, resp.route, resp.status, bytes,
          std::chrono::duration<double>(Clock::now() - started).count(), false});
     if (wec || !keep) break;
   }
@@ -351,9 +375,40 @@ awaitable<bool> HttpServer::Impl::ServeSse(Stream& stream, api::HttpRequest& /*r
   auto [ec0, n0] = co_await asio::async_write(stream, asio::buffer(head), kTuple);
   if (ec0) co_return false;
   auto last_write = Clock::now();
+  // A pending read notices a client that leaves at once (EOF), instead of at the next
+  // failed write; anything the client sends is ignored. It reads the socket itself, below
+  // Beast's stream, whose timeout is for our writes. (Over TLS a departure is noticed at
+  // the next write or heartbeat: reading needs the TLS layer.)
+  auto reader_done = std::make_shared<std::atomic<bool>>(true);
+  auto peer_gone = std::make_shared<std::atomic<bool>>(false);
+  auto done_timer = std::make_shared<asio::steady_timer>(stream.get_executor());
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    reader_done->store(false);
+    asio::co_spawn(
+        stream.get_executor(),
+        [sock = &stream.socket(), timer, reader_done, peer_gone, done_timer]() -> awaitable<void> {
+          char buf[512];
+          while (true) {
+            auto [rec, n] = co_await sock->async_read_some(asio::buffer(buf), kTuple);
+            if (rec) break;
+          }
+          peer_gone->store(true);
+          reader_done->store(true);
+          timer->cancel();
+          done_timer->cancel();
+        },
+        asio::detached);
+  }
+  // Ends the reader before `stream` can go away: the caller's coroutine outlives it.
+  struct ReaderJoin {
+    Stream& s;
+    std::shared_ptr<std::atomic<bool>> done;
+    std::shared_ptr<asio::steady_timer> t;
+  } join{stream, reader_done, done_timer};
   std::vector<api::StreamEvent> events;
   std::string text;
-  while (!closed.load() && !stopping.load()) {
+  bool result = false;
+  while (!closed.load() && !stopping.load() && !peer_gone->load()) {
     events.clear();
     woken->store(false);
     bool more = co_await OnPool([&es, &events] { return es->Poll(events); });
@@ -362,10 +417,13 @@ awaitable<bool> HttpServer::Impl::ServeSse(Stream& stream, api::HttpRequest& /*r
       for (const auto& e : events) AppendSse(text, e);
       Lowest(stream).expires_after(opt.stream_write_timeout);
       auto [ec, n] = co_await asio::async_write(stream, asio::buffer(text), kTuple);
-      if (ec) co_return false;  // gone, or too slow to take what we send
+      if (ec) break;  // gone, or too slow to take what we send
       last_write = Clock::now();
     }
-    if (!more) co_return true;
+    if (!more) {
+      result = true;
+      break;
+    }
     if (!events.empty()) continue;
     if (woken->load()) continue;
     const auto silent = Clock::now() - last_write;
@@ -380,11 +438,20 @@ awaitable<bool> HttpServer::Impl::ServeSse(Stream& stream, api::HttpRequest& /*r
       static const std::string kBeat = ": heartbeat\n\n";
       Lowest(stream).expires_after(opt.stream_write_timeout);
       auto [ec, n] = co_await asio::async_write(stream, asio::buffer(kBeat), kTuple);
-      if (ec) co_return false;
+      if (ec) break;
       last_write = Clock::now();
     }
   }
-  co_return false;
+  if (!join.done->load()) {
+    beast::error_code ignored;
+    Lowest(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Lowest(stream).socket().cancel(ignored);
+    while (!join.done->load()) {
+      join.t->expires_after(std::chrono::seconds(1));
+      co_await join.t->async_wait(kTuple);
+    }
+  }
+  co_return result;
 }
 
 template <class Stream>
@@ -500,7 +567,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
 
 uint16_t HttpServer::port() const { return impl_->port; }
 bool HttpServer::tls() const { return impl_->ssl.has_value(); }
-size_t HttpServer::connections() const { return impl_->open.load(); }
+size_t HttpServer::connections() const { return impl_->conns->open.load(); }
 
 void HttpServer::Stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
@@ -509,16 +576,14 @@ void HttpServer::Stop() {
     beast::error_code ignored;
     m.acceptor.close(ignored);
   });
-  {
-    std::lock_guard lock(m.mu);
-    for (auto& [id, c] : m.conns) c.abort();
-  }
+  m.conns->AbortAll();
   m.work.reset();
-  // Connections finish the request in hand, then close; give them a moment, then stop.
-  for (int i = 0; i < 100 && m.open.load() > 0; ++i) {
+  // Connections finish the request in hand, then close; streams end at once. Give them up
+  // to 5 s (a handler blocked on the store), aborting again for connections that were
+  // accepted meanwhile, then stop the loop.
+  for (int i = 0; i < 250 && m.conns->open.load() > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    std::lock_guard lock(m.mu);
-    for (auto& [id, c] : m.conns) c.abort();
+    m.conns->AbortAll();
   }
   m.ioc.stop();
   for (auto& t : m.threads) {
