@@ -98,15 +98,16 @@ class ClientCliTest : public ::testing::Test {
     server_ = std::make_unique<ChildProcess>(args, dir_.File("server.log"), dir_.path());
     ASSERT_TRUE(server_->ok());
     static const std::regex kListening("listening on (https?://[0-9.]+:[0-9]+)");
-    std::smatch m;
     ASSERT_TRUE(WaitFor(
         [&] {
           const std::string log = server_->Log();
-          return std::regex_search(log, m, kListening);
+          std::smatch m;  // refers into `log`: read it before `log` goes away
+          if (!std::regex_search(log, m, kListening)) return false;
+          url_ = m[1];
+          return true;
         },
         seconds(20)))
         << server_->Log();
-    url_ = m[1];
   }
 
   // Runs automan with a clean environment (HOME in the test's directory, none of the
