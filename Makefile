@@ -44,3 +44,4 @@ bench: build
 	./build/release/bench/log_ingestion
 	./build/release/bench/queue_bench
 	./build/release/bench/scheduler_bench
+	./bench/api.sh
