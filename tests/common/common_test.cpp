@@ -1,6 +1,8 @@
+#include <date/date.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <random>
 #include <set>
 #include <thread>
 
@@ -82,6 +84,31 @@ TEST(Clock, SimulatedClockMovesOnlyWhenTold) {
   c.Set(FromMicros(0));  // a wall-clock step does not move the steady reading
   EXPECT_EQ(ToMicros(c.Now()), 0);
   EXPECT_EQ(c.SteadyNow() - s0, std::chrono::seconds(2));
+}
+
+TEST(Clock, Rfc3339FormatAgreesWithDateLibrary) {
+  // The hand-written formatter against date::format, over instants before and after the
+  // epoch, at day and leap-year edges, and at the ends of the four-digit years.
+  std::vector<int64_t> micros = {0,
+                                 -1,
+                                 999,
+                                 1'000,
+                                 86'399'999'999,
+                                 86'400'000'000,
+                                 951'782'400'000'000,      // 2000-02-29
+                                 -62'167'219'200'000'000,  // 0000-01-01
+                                 253'402'300'799'999'999,  // 9999-12-31T23:59:59.999999
+                                 -2'208'988'800'000'001};  // just before 1900
+  std::mt19937_64 rng(42);
+  std::uniform_int_distribution<int64_t> any(-62'167'219'200'000'000, 253'402'300'799'999'999);
+  for (int i = 0; i < 20'000; ++i) micros.push_back(any(rng));
+  for (int64_t us : micros) {
+    Timestamp t = FromMicros(us);
+    ASSERT_EQ(FormatRfc3339(t),
+              date::format("%FT%TZ", std::chrono::floor<std::chrono::milliseconds>(t)))
+        << us;
+  }
+  EXPECT_EQ(FormatRfc3339(FromMicros(-1)), "1969-12-31T23:59:59.999Z");
 }
 
 TEST(Clock, Rfc3339RoundTrip) {
