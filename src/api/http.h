@@ -1,6 +1,7 @@
 // The HTTP exchange as the API layer sees it: plain structs, no Boost. The transport
 // (server/http_server.cpp, the only translation unit with Beast and Asio) parses requests
-// into HttpRequest, calls the API's handler on a worker thread, and writes HttpResponse,
+// into HttpRequest, calls the API's handler (on its I/O thread when the route is
+// HandlerCost::kQuick, else on a worker thread), and writes HttpResponse,
 // or keeps the connection open for an EventStream (Server-Sent Events, or WebSocket when
 // the request asked to upgrade).
 #pragma once
@@ -72,6 +73,13 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(HttpRequest&)>;
+
+// How long a handler may take, which decides where the transport calls it.
+enum class HandlerCost {
+  kMayWait,  // a durable write, a scan, a stream's set-up: on the handler pool
+  kQuick,    // memory or one indexed local read: on the connection's own I/O thread,
+             // saving the two thread hand-offs (most of a small request's cost)
+};
 
 // Percent-decodes `s` ('+' stays '+' in paths; in queries pass plus_is_space). False on a
 // malformed escape.

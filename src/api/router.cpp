@@ -70,6 +70,11 @@ const Route* Router::Match(const HttpRequest& req, bool* path_matched) const {
   return best;
 }
 
+HandlerCost Router::Cost(const HttpRequest& req) const {
+  const Route* r = Match(req);
+  return r == nullptr ? HandlerCost::kQuick : r->cost;
+}
+
 HttpResponse Router::Dispatch(HttpRequest& req) const {
   bool path_matched = false;
   const Route* r = Match(req, &path_matched);

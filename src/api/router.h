@@ -40,6 +40,9 @@ struct Route {
   int success_status = 200;
   bool stream = false;  // Server-Sent Events / WebSocket
   HttpHandler handler;
+  // kQuick only for handlers that answer from memory or with one indexed read of a local
+  // store: the transport then calls them on its I/O thread.
+  HandlerCost cost = HandlerCost::kMayWait;
 };
 
 class Router {
@@ -48,6 +51,8 @@ class Router {
   const std::vector<Route>& routes() const { return routes_; }
   // Matches, fills req.path_params, calls the handler; sets response.route.
   HttpResponse Dispatch(HttpRequest& req) const;
+  // The cost of the handler a request reaches; kQuick when none does (a 404 or 405).
+  HandlerCost Cost(const HttpRequest& req) const;
   // The route a request would reach (nullptr: none).
   const Route* Match(const HttpRequest& req, bool* path_matched = nullptr) const;
 

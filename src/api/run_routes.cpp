@@ -430,7 +430,8 @@ void AddRunRoutes(Router& r, ApiContext& ctx) {
          "RunList",
          200,
          false,
-         [&ctx](HttpRequest& q) { return ListRuns(ctx, q); }});
+         [&ctx](HttpRequest& q) { return ListRuns(ctx, q); },
+         HandlerCost::kQuick});
   r.Add({"GET",
          "/api/v1/runs/{id}",
          "runs.read",
@@ -441,7 +442,8 @@ void AddRunRoutes(Router& r, ApiContext& ctx) {
          "RunDetail",
          200,
          false,
-         [&ctx, counts](HttpRequest& q) { return GetRun(ctx, *counts, q); }});
+         [&ctx, counts](HttpRequest& q) { return GetRun(ctx, *counts, q); },
+         HandlerCost::kQuick});
   r.Add({"GET",
          "/api/v1/runs/{id}/logs",
          "runs.read",

@@ -314,7 +314,8 @@ void AddRunbookRoutes(Router& r, ApiContext& ctx) {
          "RunbookList",
          200,
          false,
-         [&ctx](HttpRequest& q) { return ListRunbooks(ctx, q); }});
+         [&ctx](HttpRequest& q) { return ListRunbooks(ctx, q); },
+         HandlerCost::kQuick});
   r.Add({"GET",
          "/api/v1/runbooks/{id}",
          "runbooks.read",
@@ -325,7 +326,8 @@ void AddRunbookRoutes(Router& r, ApiContext& ctx) {
          "RunbookDetail",
          200,
          false,
-         [&ctx](HttpRequest& q) { return GetRunbook(ctx, q); }});
+         [&ctx](HttpRequest& q) { return GetRunbook(ctx, q); },
+         HandlerCost::kQuick});
   r.Add({"POST",
          "/api/v1/runbooks",
          "runbooks.manage",

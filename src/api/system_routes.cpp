@@ -18,7 +18,8 @@ void AddSystemRoutes(Router& r, ApiContext& ctx, std::shared_ptr<const std::stri
          false,
          [](HttpRequest&) {
            return JsonResponse(200, json::object{{"status", "ok"}});
-         }});
+         },
+         HandlerCost::kQuick});
   r.Add({"GET",
          "/readyz",
          std::string(kPublic),
@@ -41,7 +42,8 @@ void AddSystemRoutes(Router& r, ApiContext& ctx, std::shared_ptr<const std::stri
            });
            if (!s.ok()) return ErrorResponse(503, "unavailable", "store: " + s.message());
            return JsonResponse(200, json::object{{"status", "ready"}});
-         }});
+         },
+         HandlerCost::kQuick});
   r.Add({"GET",
          "/api/v1/version",
          std::string(kPublic),
@@ -59,7 +61,8 @@ void AddSystemRoutes(Router& r, ApiContext& ctx, std::shared_ptr<const std::stri
            o["api"] = "v1";
            o["store_schema"] = ctx.store.SchemaVersion();
            return JsonResponse(200, o);
-         }});
+         },
+         HandlerCost::kQuick});
   r.Add({"GET",
          "/api/v1/openapi.json",
          std::string(kPublic),
@@ -74,7 +77,8 @@ void AddSystemRoutes(Router& r, ApiContext& ctx, std::shared_ptr<const std::stri
            HttpResponse resp;
            resp.body = *openapi;
            return resp;
-         }});
+         },
+         HandlerCost::kQuick});
   r.Add({"GET",
          "/metrics",
          ctx.options.metrics_public ? std::string(kPublic) : std::string("metrics.read"),

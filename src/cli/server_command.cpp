@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -261,8 +262,16 @@ int RunServer(const ServerOptions& o) {
   ho.tls_key_file = c.tls_key;
   ho.max_body_bytes = static_cast<size_t>(c.max_body_bytes);
   ho.request_timeout = request_timeout;
-  ho.io_threads = 1;
+  // One I/O thread per core; quick handlers (HandlerCost::kQuick) and streams' polls run
+  // on them when the store is the local SQLite file, whose readers never wait for its
+  // writer. A remote
+  // store's reads wait on the network, so with PostgreSQL every handler uses the pool.
+  ho.io_threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1U, 8U));
   ho.handler_threads = 16;
+  if (st.Describe().rfind("sqlite:", 0) == 0) {
+    ho.cost = [&router](const api::HttpRequest& req) { return router.Cost(req); };
+    ho.quick_stream_polls = true;
+  }
   const bool access_log = c.access_log == "on";
   ho.on_request = [&m, &log, access_log](const AccessRecord& r) {
     const std::string code = std::to_string(r.status);

@@ -104,6 +104,12 @@ struct HttpServer::Impl {
         pool, [f = std::move(f)]() mutable -> awaitable<R> { co_return f(); }, use_awaitable);
   }
 
+  // A stream's Poll, on the I/O thread or the pool (quick_stream_polls).
+  awaitable<bool> PollStream(api::EventStream& es, std::vector<api::StreamEvent>& events) {
+    if (opt.quick_stream_polls) co_return es.Poll(events);
+    co_return co_await OnPool([&es, &events] { return es.Poll(events); });
+  }
+
   awaitable<void> Accept();
   template <class Stream>
   awaitable<void> Session(Stream stream, std::string remote);
@@ -138,6 +144,9 @@ void AppendSse(std::string& out, const api::StreamEvent& e) {
   }
   out += "\n\n";
 }
+
+// Stream buffers larger than this are released after use.
+constexpr size_t kKeepBuffer = 16 * 1024;
 
 std::string WsMessage(const api::StreamEvent& e) {
   std::string m = R"({"id":)";
@@ -299,7 +308,11 @@ awaitable<void> HttpServer::Impl::Session(Stream stream, std::string remote) {
       resp.route = "bad_request";
     } else {
       try {
-        resp = co_await OnPool([this, &areq] { return handler(areq); });
+        if (opt.cost && opt.cost(areq) == api::HandlerCost::kQuick) {
+          resp = handler(areq);
+        } else {
+          resp = co_await OnPool([this, &areq] { return handler(areq); });
+        }
       } catch (const std::exception&) {
         resp.status = 500;
         resp.body = ErrorJson("internal", "the server failed to handle this request");
@@ -411,7 +424,7 @@ awaitable<bool> HttpServer::Impl::ServeSse(Stream& stream, api::HttpRequest& /*r
   while (!closed.load() && !stopping.load() && !peer_gone->load()) {
     events.clear();
     woken->store(false);
-    bool more = co_await OnPool([&es, &events] { return es->Poll(events); });
+    bool more = co_await PollStream(*es, events);
     if (!events.empty()) {
       text.clear();
       for (const auto& e : events) AppendSse(text, e);
@@ -426,6 +439,10 @@ awaitable<bool> HttpServer::Impl::ServeSse(Stream& stream, api::HttpRequest& /*r
     }
     if (!events.empty()) continue;
     if (woken->load()) continue;
+    // Going idle: a past burst must not keep its buffers for the life of the stream
+    // (10,000 streams).
+    if (text.capacity() > kKeepBuffer) std::string().swap(text);
+    if (events.capacity() > 64) std::vector<api::StreamEvent>().swap(events);
     const auto silent = Clock::now() - last_write;
     auto wait = opt.stream_poll;
     if (silent < opt.stream_heartbeat) {
@@ -492,7 +509,7 @@ awaitable<void> HttpServer::Impl::ServeWebSocket(Stream stream,
   while (!closed->load() && !stopping.load()) {
     events.clear();
     woken->store(false);
-    bool more = co_await OnPool([&es, &events] { return es->Poll(events); });
+    bool more = co_await PollStream(*es, events);
     for (const auto& e : events) {
       std::string m = WsMessage(e);
       auto [wec, n] = co_await ws->async_write(asio::buffer(m), kTuple);

@@ -5,7 +5,9 @@
 //
 // Threads: `io_threads` run the connections (each connection's coroutine on its own
 // strand); handlers run on a separate pool of `handler_threads`, because they block on the
-// store (a durable commit waits for an fsync). A stream's Poll also runs on that pool.
+// store (a durable commit waits for an fsync), except those `cost` calls kQuick, which run
+// on the I/O thread without two thread hand-offs. A stream's Poll runs on the pool unless
+// `quick_stream_polls`.
 //
 // Limits and bad input: a header block over `max_header_bytes` answers 431, a body over
 // `max_body_bytes` 413, anything Beast cannot parse (duplicate Content-Length, bad chunking,
@@ -53,6 +55,10 @@ struct HttpServerOptions {
   std::chrono::milliseconds idle_timeout{60000};
   int io_threads = 1;
   int handler_threads = 8;
+  // Where each request's handler runs (api::HandlerCost); null: all on the handler pool.
+  std::function<api::HandlerCost(const api::HttpRequest&)> cost;
+  // Streams' Poll reads memory and a local store: call it on the I/O thread too.
+  bool quick_stream_polls = false;
   std::chrono::milliseconds stream_poll{1000};        // Poll at least this often
   std::chrono::milliseconds stream_heartbeat{15000};  // a comment line after this silence
   std::chrono::milliseconds stream_write_timeout{10000};
