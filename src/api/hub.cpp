@@ -30,8 +30,14 @@ EventHub::StreamSlot::~StreamSlot() {
 void EventHub::PublishLog(const LogLine& line) {
   {
     std::lock_guard lock(mu_);
+    if (runs_.find(line.run_id) == runs_.end()) return;  // nobody watches this run
+  }
+  // Rendered once here, outside the lock, instead of by every stream that sends it.
+  LiveLine live{line.seq, json::serialize(LogLineJson(line))};
+  {
+    std::lock_guard lock(mu_);
     auto it = runs_.find(line.run_id);
-    if (it == runs_.end()) return;  // nobody watches this run
+    if (it == runs_.end()) return;  // the last watcher left meanwhile
     Ring& r = it->second;
     if (line.attempt != r.attempt) {
       if (line.attempt < r.attempt) return;
@@ -44,10 +50,10 @@ void EventHub::PublishLog(const LogLine& line) {
       r.lines.clear();
       r.bytes = 0;
     }
-    r.lines.push_back(line);
-    r.bytes += line.text.size() + 64;
+    r.bytes += live.json.size() + 64;
+    r.lines.push_back(std::move(live));
     while (r.lines.size() > options_.ring_lines || r.bytes > options_.ring_bytes) {
-      r.bytes -= r.lines.front().text.size() + 64;
+      r.bytes -= r.lines.front().json.size() + 64;
       r.lines.pop_front();
     }
     for (Subscription* s : r.subs) s->Fire();
@@ -110,7 +116,7 @@ void EventHub::Unsubscribe(Subscription* s) {
 }
 
 bool EventHub::ReadLogs(const std::string& run_id, int attempt, int64_t after_seq, size_t max,
-                        std::vector<LogLine>& out) const {
+                        std::vector<LiveLine>& out) const {
   std::lock_guard lock(mu_);
   auto it = runs_.find(run_id);
   if (it == runs_.end()) return false;
@@ -129,6 +135,35 @@ uint64_t EventHub::RunVersion(const std::string& run_id) const {
   std::lock_guard lock(mu_);
   auto it = runs_.find(run_id);
   return it == runs_.end() ? 0 : it->second.version;
+}
+
+std::shared_ptr<const EventHub::RunView> EventHub::CachedRunView(
+    const std::string& run_id, uint64_t version, SteadyTime now,
+    std::chrono::milliseconds max_age) const {
+  std::lock_guard lock(mu_);
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) return nullptr;
+  const Ring& r = it->second;
+  if (r.view == nullptr || r.view_version != version || now - r.view_read_at >= max_age) {
+    return nullptr;
+  }
+  return r.view;
+}
+
+void EventHub::StoreRunView(const std::string& run_id, uint64_t version, SteadyTime read_at,
+                            std::shared_ptr<const RunView> view) {
+  std::lock_guard lock(mu_);
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) return;
+  Ring& r = it->second;
+  // Keep the newest read: a slower reader must not replace a fresher view.
+  if (r.view != nullptr &&
+      (version < r.view_version || (version == r.view_version && read_at < r.view_read_at))) {
+    return;
+  }
+  r.view = std::move(view);
+  r.view_version = version;
+  r.view_read_at = read_at;
 }
 
 bool EventHub::ReadActivity(uint64_t after_seq, size_t max, std::vector<Activity>& out) const {

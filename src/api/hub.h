@@ -7,7 +7,11 @@
 // stream never misses a line: the hub only makes the newest ones arrive sooner.
 //
 // - Log rings: the newest lines of the current attempt of each run that has a subscriber
-//   (bounded in lines and bytes). Runs nobody watches cost nothing.
+//   (bounded in lines and bytes), each rendered to its JSON once, when published, however
+//   many streams send it. Runs nobody watches cost nothing.
+// - Run views: the watched run's state as its streams show it, read from the store by one
+//   stream and shared by the others until the run changes or the view ages (changes made
+//   by other processes reach the hub only through the store).
 // - Activity: a ring of the last `activity_ring` run changes, numbered from 1 in this
 //   process; with the process epoch they form the global stream's event ids, so a client
 //   resuming with an id from another process (a restart) is told to reload.
@@ -19,6 +23,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -68,12 +73,34 @@ class EventHub {
   // `run_id` empty: woken on every activity event.
   std::unique_ptr<Subscription> Subscribe(const std::string& run_id, std::function<void()> wake);
 
+  // A log line as streams send it: its sequence and LogLineJson, serialised.
+  struct LiveLine {
+    int64_t seq = 0;
+    std::string json;
+  };
   // Lines of `run_id`, attempt `attempt`, with seq > after_seq, at most `max`, appended to
   // `out`. False when the ring does not hold the line after `after_seq` (read the store).
   bool ReadLogs(const std::string& run_id, int attempt, int64_t after_seq, size_t max,
-                std::vector<LogLine>& out) const;
+                std::vector<LiveLine>& out) const;
   // Bumped on every PublishRun/PublishStep of the run (0: none seen).
   uint64_t RunVersion(const std::string& run_id) const;
+
+  // What a run stream shows of its run, shared by all the streams of a watched run.
+  struct RunView {
+    std::string json;  // RunJson with the steps, serialised
+    int attempt = 1;
+    bool terminal = false;
+    std::string status;
+  };
+  using SteadyTime = std::chrono::steady_clock::time_point;
+  // The view stored for `run_id` at `version` less than `max_age` before `now`, else
+  // nullptr: then read the store and StoreRunView what you read.
+  std::shared_ptr<const RunView> CachedRunView(const std::string& run_id, uint64_t version,
+                                               SteadyTime now,
+                                               std::chrono::milliseconds max_age) const;
+  // `version` is RunVersion() read before the store was.
+  void StoreRunView(const std::string& run_id, uint64_t version, SteadyTime read_at,
+                    std::shared_ptr<const RunView> view);
 
   struct Activity {
     uint64_t seq = 0;
@@ -103,10 +130,13 @@ class EventHub {
  private:
   struct Ring {
     int attempt = 0;
-    std::deque<LogLine> lines;
+    std::deque<LiveLine> lines;
     size_t bytes = 0;
     uint64_t version = 0;
     std::vector<Subscription*> subs;
+    std::shared_ptr<const RunView> view;
+    uint64_t view_version = 0;
+    SteadyTime view_read_at{};
   };
   void Unsubscribe(Subscription* s);
   void ReleaseSlot(const std::string& subject);

@@ -37,52 +37,38 @@ class RunStream final : public EventStream {
 
   bool Poll(std::vector<StreamEvent>& out) override {
     if (sub_) sub_->Arm();
-    const uint64_t version = ctx_.hub.RunVersion(run_id_);
-    const auto now = ctx_.clock.SteadyNow();
-    if (!checked_ || version != version_ || now - last_check_ >= ctx_.options.stream_poll) {
-      Run run;
-      std::vector<StepRun> steps;
-      Status s = ctx_.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
-        AUTOMAN_ASSIGN_OR_RETURN(run, tx.GetRun(run_id_));
-        AUTOMAN_ASSIGN_OR_RETURN(steps, tx.ListStepRuns(run_id_));
-        return Status::Ok();
-      });
-      if (s.code() == ErrorCode::kNotFound) {
-        out.push_back({"", "end", R"({"reason":"deleted"})"});
-        return false;
-      }
-      if (s.ok()) {
-        checked_ = true;
-        version_ = version;
-        last_check_ = now;
-        std::string snap = json::serialize(RunJson(run, &steps));
-        if (snap != snapshot_) {
-          out.push_back({"", "run", snap});
-          snapshot_ = std::move(snap);
-        }
-        run_attempt_ = std::max(run.attempt, 1);
-        terminal_ = IsTerminal(run.status);
-        status_ = std::string(ToString(run.status));
-      }
+    auto view = CurrentView();
+    if (!view.ok()) {
+      if (view.status().code() != ErrorCode::kNotFound) return true;  // try again later
+      out.push_back({"", "end", R"({"reason":"deleted"})"});
+      return false;
+    }
+    if (*view != view_) {
+      // A new view (the run changed, or was re-read): send it if it shows something new.
+      if (view_ == nullptr || (*view)->json != view_->json)
+        out.push_back({"", "run", (*view)->json});
+      view_ = std::move(*view);
     }
     size_t budget = kBatch;
     bool caught_up = false;
     while (budget > 0) {
-      std::vector<LogLine> lines;
+      std::vector<EventHub::LiveLine> lines;
       if (!ctx_.hub.ReadLogs(run_id_, attempt_, seq_, budget, lines)) {
         LogQuery q;
         q.run_id = run_id_;
         q.attempt = attempt_;
         q.after_seq = seq_;
         q.limit = static_cast<int>(budget);
+        std::vector<LogLine> stored;
         Status s = ctx_.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
-          AUTOMAN_ASSIGN_OR_RETURN(lines, tx.ReadLogLines(q));
+          AUTOMAN_ASSIGN_OR_RETURN(stored, tx.ReadLogLines(q));
           return Status::Ok();
         });
         if (!s.ok()) break;  // try again at the next poll
+        for (const LogLine& l : stored) lines.push_back({l.seq, json::serialize(LogLineJson(l))});
       }
       if (lines.empty()) {
-        if (attempt_ < run_attempt_) {
+        if (attempt_ < view_->attempt) {
           ++attempt_;
           seq_ = 0;
           continue;
@@ -90,34 +76,52 @@ class RunStream final : public EventStream {
         caught_up = true;
         break;
       }
-      for (const LogLine& l : lines) {
-        out.push_back(
-            {fmt::format("{}.{}", attempt_, l.seq), "log", json::serialize(LogLineJson(l))});
+      for (EventHub::LiveLine& l : lines) {
+        out.push_back({fmt::format("{}.{}", attempt_, l.seq), "log", std::move(l.json)});
         seq_ = l.seq;
       }
       budget -= std::min(budget, lines.size());
     }
-    if (terminal_ && caught_up && attempt_ >= run_attempt_) {
-      out.push_back({"", "end", json::serialize(json::object{{"status", status_}})});
+    if (view_->terminal && caught_up && attempt_ >= view_->attempt) {
+      out.push_back({"", "end", json::serialize(json::object{{"status", view_->status}})});
       return false;
     }
     return true;
   }
 
  private:
+  // The run as the hub shares it among this run's streams, re-read from the store when
+  // this process changed the run, or every stream_poll for changes made elsewhere.
+  Result<std::shared_ptr<const EventHub::RunView>> CurrentView() {
+    const uint64_t version = ctx_.hub.RunVersion(run_id_);
+    const auto now = ctx_.clock.SteadyNow();
+    if (auto cached = ctx_.hub.CachedRunView(run_id_, version, now, ctx_.options.stream_poll)) {
+      return cached;
+    }
+    Run run;
+    std::vector<StepRun> steps;
+    Status s = ctx_.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+      AUTOMAN_ASSIGN_OR_RETURN(run, tx.GetRun(run_id_));
+      AUTOMAN_ASSIGN_OR_RETURN(steps, tx.ListStepRuns(run_id_));
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    auto view = std::make_shared<EventHub::RunView>();
+    view->json = json::serialize(RunJson(run, &steps));
+    view->attempt = std::max(run.attempt, 1);
+    view->terminal = IsTerminal(run.status);
+    view->status = std::string(ToString(run.status));
+    ctx_.hub.StoreRunView(run_id_, version, now, view);
+    return std::shared_ptr<const EventHub::RunView>(std::move(view));
+  }
+
   ApiContext& ctx_;
   const std::string run_id_;
   int attempt_;
   int64_t seq_;
   std::unique_ptr<EventHub::StreamSlot> slot_;
   std::unique_ptr<EventHub::Subscription> sub_;
-  bool checked_ = false;
-  uint64_t version_ = 0;
-  std::chrono::steady_clock::time_point last_check_{};
-  std::string snapshot_;
-  int run_attempt_ = 1;
-  bool terminal_ = false;
-  std::string status_;
+  std::shared_ptr<const EventHub::RunView> view_;  // the last one this stream saw
 };
 
 class ActivityStream final : public EventStream {

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <thread>
 
+#include "api/wire.h"
+
 namespace automan::api {
 namespace {
 
@@ -23,7 +25,7 @@ LogLine Line(const std::string& run, int attempt, int64_t seq) {
 TEST(EventHubTest, KeepsLinesOnlyForWatchedRuns) {
   EventHub hub;
   hub.PublishLog(Line("r1", 1, 1));
-  std::vector<LogLine> out;
+  std::vector<EventHub::LiveLine> out;
   EXPECT_FALSE(hub.ReadLogs("r1", 1, 0, 10, out));  // nobody watched: read the store
   auto sub = hub.Subscribe("r1", [] {});
   hub.PublishLog(Line("r1", 1, 2));
@@ -44,7 +46,7 @@ TEST(EventHubTest, RingIsBoundedAndRestartsOnANewAttempt) {
   EventHub hub(o);
   auto sub = hub.Subscribe("r", [] {});
   for (int i = 1; i <= 250; ++i) hub.PublishLog(Line("r", 1, i));
-  std::vector<LogLine> out;
+  std::vector<EventHub::LiveLine> out;
   EXPECT_FALSE(hub.ReadLogs("r", 1, 100, 1000, out)) << "lines 101..150 were dropped";
   EXPECT_TRUE(hub.ReadLogs("r", 1, 150, 1000, out));
   ASSERT_EQ(out.size(), 100u);
@@ -67,11 +69,48 @@ TEST(EventHubTest, RingRestartsAtAGapSoItNeverSkipsLines) {
   hub.PublishLog(Line("r", 1, 1));
   hub.PublishLog(Line("r", 1, 2));
   hub.PublishLog(Line("r", 1, 5));  // 3 and 4 never reached the hub
-  std::vector<LogLine> out;
+  std::vector<EventHub::LiveLine> out;
   EXPECT_FALSE(hub.ReadLogs("r", 1, 2, 10, out)) << "a reader at 2 must go to the store for 3";
   EXPECT_TRUE(hub.ReadLogs("r", 1, 4, 10, out));
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].seq, 5);
+}
+
+TEST(EventHubTest, LinesAreRenderedOnceAsTheirJson) {
+  EventHub hub;
+  auto sub = hub.Subscribe("r", [] {});
+  LogLine l = Line("r", 1, 1);
+  l.text = "say \"hi\"\n";
+  hub.PublishLog(l);
+  std::vector<EventHub::LiveLine> out;
+  ASSERT_TRUE(hub.ReadLogs("r", 1, 0, 10, out));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].json, json::serialize(LogLineJson(l)));
+}
+
+TEST(EventHubTest, RunViewsAreSharedUntilTheRunChangesOrTheyAge) {
+  EventHub hub;
+  const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  const std::chrono::milliseconds age(1000);
+  auto view = std::make_shared<EventHub::RunView>();
+  view->json = "{}";
+  hub.StoreRunView("r", 0, t0, view);
+  EXPECT_EQ(hub.CachedRunView("r", 0, t0, age), nullptr) << "nobody watches r: nothing kept";
+
+  auto sub = hub.Subscribe("r", [] {});
+  hub.StoreRunView("r", 0, t0, view);
+  EXPECT_EQ(hub.CachedRunView("r", 0, t0 + std::chrono::milliseconds(999), age), view);
+  EXPECT_EQ(hub.CachedRunView("r", 0, t0 + age, age), nullptr) << "aged: read the store again";
+  hub.PublishStep("r");
+  EXPECT_EQ(hub.CachedRunView("r", hub.RunVersion("r"), t0, age), nullptr)
+      << "the run changed: read the store again";
+
+  auto fresh = std::make_shared<EventHub::RunView>();
+  hub.StoreRunView("r", 1, t0 + std::chrono::milliseconds(10), fresh);
+  hub.StoreRunView("r", 0, t0 + std::chrono::milliseconds(20), view);  // an older version
+  hub.StoreRunView("r", 1, t0 + std::chrono::milliseconds(5), view);   // read earlier
+  EXPECT_EQ(hub.CachedRunView("r", 1, t0 + std::chrono::milliseconds(10), age), fresh)
+      << "a slower reader does not replace a fresher view";
 }
 
 TEST(EventHubTest, WakeUpsAreCoalescedUntilRearmed) {
@@ -151,7 +190,7 @@ TEST(EventHubTest, PublishersAndSubscribersOnManyThreads) {
   threads.emplace_back([&] {
     while (!done.load()) {
       auto sub = hub.Subscribe("run1", [&] { ++woken; });
-      std::vector<LogLine> out;
+      std::vector<EventHub::LiveLine> out;
       (void)hub.ReadLogs("run1", 1, 0, 50, out);
       for (size_t i = 1; i < out.size(); ++i) ASSERT_EQ(out[i].seq, out[i - 1].seq + 1);
       auto slot = hub.AdmitStream("x", 10, 10);
