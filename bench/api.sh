@@ -33,6 +33,7 @@
 #   AUTOMAN         the binary (build/release/automan); BENCH_BIN its bench dir
 #   DURATION        seconds per wrk / api_load round (8)
 #   SPLITS          "pinned unpinned"; SSE_SPLITS "pinned"
+#   SSE_CASES       only these sse cases, comma-separated (e.g. "10000x10,100x1k+99k")
 #   ACCESS_LOGS     access-log settings for `get` ("on off")
 #   FILL            runs in the store for `ready` (1000000)
 #   KEEP_DIR        keep the raw output (results.jsonl: one JSON line per figure) there
@@ -252,6 +253,7 @@ if [[ ",$sections," == *,sse,* ]]; then
     for split in $sse_splits; do
         for c in "${cases[@]}"; do
             read -r name subs rate bg secs n idle <<<"$c"
+            [[ -z "${SSE_CASES:-}" || ",$SSE_CASES," == *",$name,"* ]] || continue
             for _ in $(seq 1 "$n"); do
                 start_server "$split" --access-log off
                 # shellcheck disable=SC2046
