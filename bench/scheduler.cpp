@@ -253,6 +253,7 @@ class TimedStore final : public Store {
     return s;
   }
   std::string Describe() const override { return inner_.Describe(); }
+  bool ReadsAreLocal() const override { return inner_.ReadsAreLocal(); }
   int SchemaVersion() const override { return inner_.SchemaVersion(); }
   Status NotifyQueue() override { return inner_.NotifyQueue(); }
   Result<std::unique_ptr<QueueListener>> ListenQueue() override { return inner_.ListenQueue(); }

@@ -31,6 +31,7 @@ struct HttpRequest {
 
   // Filled by the router.
   std::map<std::string, std::string> path_params;
+  int route = -1;  // the route Router::Resolve matched, for the Dispatch that follows
 
   const std::string* Header(std::string_view name) const;
   // The last value of a query parameter, if given.

@@ -70,14 +70,25 @@ const Route* Router::Match(const HttpRequest& req, bool* path_matched) const {
   return best;
 }
 
-HandlerCost Router::Cost(const HttpRequest& req) const {
+HandlerCost Router::Resolve(HttpRequest& req) const {
+  req.route = -1;
   const Route* r = Match(req);
-  return r == nullptr ? HandlerCost::kQuick : r->cost;
+  if (r == nullptr) return HandlerCost::kQuick;
+  const size_t i = static_cast<size_t>(r - routes_.data());
+  req.path_params.clear();
+  MatchSegments(compiled_[i], SegmentsOf(req), &req.path_params);
+  req.route = static_cast<int>(i);
+  return r->cost;
 }
 
 HttpResponse Router::Dispatch(HttpRequest& req) const {
+  if (req.route < 0) Resolve(req);
+  const Route* r = req.route >= 0 && static_cast<size_t>(req.route) < routes_.size()
+                       ? &routes_[static_cast<size_t>(req.route)]
+                       : nullptr;
+  req.route = -1;  // used: a request dispatched again is matched again
   bool path_matched = false;
-  const Route* r = Match(req, &path_matched);
+  if (r == nullptr) Match(req, &path_matched);
   if (r == nullptr && path_matched) {
     std::string allow;
     const std::vector<std::string_view> segs = SegmentsOf(req);
@@ -99,9 +110,6 @@ HttpResponse Router::Dispatch(HttpRequest& req) const {
     resp.route = "unmatched";
     return resp;
   }
-  req.path_params.clear();
-  MatchSegments(compiled_[static_cast<size_t>(r - routes_.data())], SegmentsOf(req),
-                &req.path_params);
   HttpResponse resp;
   try {
     resp = r->handler(req);

@@ -51,8 +51,9 @@ class Router {
   const std::vector<Route>& routes() const { return routes_; }
   // Matches, fills req.path_params, calls the handler; sets response.route.
   HttpResponse Dispatch(HttpRequest& req) const;
-  // The cost of the handler a request reaches; kQuick when none does (a 404 or 405).
-  HandlerCost Cost(const HttpRequest& req) const;
+  // Matches the request once, for the Dispatch that follows (which then skips matching),
+  // and says where its handler should run: kQuick when none matches (a 404 or 405).
+  HandlerCost Resolve(HttpRequest& req) const;
   // The route a request would reach (nullptr: none).
   const Route* Match(const HttpRequest& req, bool* path_matched = nullptr) const;
 

@@ -263,13 +263,13 @@ int RunServer(const ServerOptions& o) {
   ho.max_body_bytes = static_cast<size_t>(c.max_body_bytes);
   ho.request_timeout = request_timeout;
   // One I/O thread per core; quick handlers (HandlerCost::kQuick) and streams' polls run
-  // on them when the store is the local SQLite file, whose readers never wait for its
-  // writer. A remote
-  // store's reads wait on the network, so with PostgreSQL every handler uses the pool.
+  // on them when the store's reads are local (the SQLite file, whose readers never wait
+  // for its writer). PostgreSQL's reads wait on the network: there every handler uses the
+  // pool.
   ho.io_threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1U, 8U));
   ho.handler_threads = 16;
-  if (st.Describe().rfind("sqlite:", 0) == 0) {
-    ho.cost = [&router](const api::HttpRequest& req) { return router.Cost(req); };
+  if (st.ReadsAreLocal()) {
+    ho.cost = [&router](api::HttpRequest& req) { return router.Resolve(req); };
     ho.quick_stream_polls = true;
   }
   const bool access_log = c.access_log == "on";

@@ -56,7 +56,8 @@ struct HttpServerOptions {
   int io_threads = 1;
   int handler_threads = 8;
   // Where each request's handler runs (api::HandlerCost); null: all on the handler pool.
-  std::function<api::HandlerCost(const api::HttpRequest&)> cost;
+  // It may fill the request for the handler (the router remembers the route it matched).
+  std::function<api::HandlerCost(api::HttpRequest&)> cost;
   // Streams' Poll reads memory and a local store: call it on the I/O thread too.
   bool quick_stream_polls = false;
   std::chrono::milliseconds stream_poll{1000};        // Poll at least this often

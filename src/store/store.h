@@ -319,6 +319,9 @@ class Store {
 
   // "sqlite:/abs/path/automan.db"
   virtual std::string Describe() const = 0;
+  // True when a read is a local file read that never waits for a writer (SQLite in WAL
+  // mode): callers may then read on latency-sensitive threads (the server's I/O threads).
+  virtual bool ReadsAreLocal() const = 0;
   // The schema version of the open database (the latest this binary knows, after Open).
   virtual int SchemaVersion() const = 0;
 

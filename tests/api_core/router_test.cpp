@@ -46,6 +46,31 @@ TEST(RouterTest, MatchesLiteralsBeforeParameters) {
   EXPECT_EQ(router.Dispatch(q).body, "sched runbook=rb schedule=nightly");
 }
 
+TEST(RouterTest, ResolveMatchesOnceForTheDispatchThatFollows) {
+  Router router;
+  Route quick = R("GET", "/api/v1/runs/{id}", "get");
+  quick.cost = HandlerCost::kQuick;
+  router.Add(quick);
+  router.Add(R("DELETE", "/api/v1/runs/{id}", "del"));
+  auto q = Req("GET", "/api/v1/runs/abc");
+  EXPECT_EQ(router.Resolve(q), HandlerCost::kQuick);
+  EXPECT_EQ(q.path_params["id"], "abc");
+  EXPECT_EQ(router.Dispatch(q).body, "get id=abc");
+  q = Req("DELETE", "/api/v1/runs/abc");
+  EXPECT_EQ(router.Resolve(q), HandlerCost::kMayWait);
+  // The remembered route is used once: a request changed and dispatched again is matched
+  // again.
+  EXPECT_EQ(router.Dispatch(q).body, "del id=abc");
+  q.method = "GET";
+  EXPECT_EQ(router.Dispatch(q).body, "get id=abc");
+  q = Req("GET", "/api/v1/nope");
+  EXPECT_EQ(router.Resolve(q), HandlerCost::kQuick) << "a 404 is answered at once";
+  EXPECT_EQ(router.Dispatch(q).status, 404);
+  q = Req("PATCH", "/api/v1/runs/abc");
+  EXPECT_EQ(router.Resolve(q), HandlerCost::kQuick);
+  EXPECT_EQ(router.Dispatch(q).status, 405);
+}
+
 TEST(RouterTest, UnknownPathsAnswer404AndOtherMethods405WithAllow) {
   Router router;
   router.Add(R("GET", "/api/v1/runs/{id}", "get"));

@@ -140,6 +140,7 @@ class HookStore final : public Store {
     return inner_.Transact(mode, fn);
   }
   std::string Describe() const override { return inner_.Describe(); }
+  bool ReadsAreLocal() const override { return inner_.ReadsAreLocal(); }
   int SchemaVersion() const override { return inner_.SchemaVersion(); }
   Status NotifyQueue() override { return inner_.NotifyQueue(); }
   Result<std::unique_ptr<QueueListener>> ListenQueue() override { return inner_.ListenQueue(); }

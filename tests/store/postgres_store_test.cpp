@@ -72,6 +72,7 @@ TEST_F(PostgresStoreTest, BothSchemesOpenAndDescribeHidesThePassword) {
     EXPECT_EQ((*store)->Describe().find("search_path"), std::string::npos);
     EXPECT_NE((*store)->Describe().find("127.0.0.1"), std::string::npos);
     EXPECT_EQ((*store)->SchemaVersion(), LatestPostgresSchemaVersion());
+    EXPECT_FALSE((*store)->ReadsAreLocal());
   }
 }
 

@@ -171,6 +171,7 @@ TEST_F(StoreOpenTest, DefaultStoreUrlOpensAFileInTheDataDirectory) {
   ASSERT_OK(store);
   EXPECT_EQ((*store)->Describe(), "sqlite:" + data + "/automan.db");
   EXPECT_EQ((*store)->SchemaVersion(), LatestSqliteSchemaVersion());
+  EXPECT_TRUE((*store)->ReadsAreLocal()) << "WAL readers never wait for the writer";
   EXPECT_TRUE(std::filesystem::exists(data + "/automan.db"));
 }
 
@@ -180,6 +181,7 @@ TEST_F(StoreOpenTest, MemoryStoresArePrivate) {
   ASSERT_OK(a);
   ASSERT_OK(b);
   EXPECT_EQ((*a)->Describe(), "sqlite::memory:");
+  EXPECT_FALSE((*a)->ReadsAreLocal()) << "one connection: a read waits for a transaction";
   RunbookVersion v = SampleVersion();
   Run r = SampleRun(v);
   ASSERT_OK(SeedRun(**a, v, r));

@@ -94,6 +94,7 @@ class PostgresStore final : public Store {
   Status Transact(TxMode mode, const std::function<Status(StoreTx&)>& fn) override;
   // "postgresql://HOST:PORT/DB" (no user, password or parameters).
   std::string Describe() const override;
+  bool ReadsAreLocal() const override { return false; }  // a network round trip
   int SchemaVersion() const override;
   Status NotifyQueue() override;
   Result<std::unique_ptr<QueueListener>> ListenQueue() override;

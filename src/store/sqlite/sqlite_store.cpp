@@ -2438,6 +2438,9 @@ void SqliteStore::Impl::RunBatch(const std::vector<WriteMember*>& batch) {
 
 std::string SqliteStore::Describe() const { return impl_->Describe(); }
 
+// An in-memory database has one connection, so a read waits for any transaction in hand.
+bool SqliteStore::ReadsAreLocal() const { return !impl_->memory; }
+
 int SqliteStore::SchemaVersion() const { return impl_->schema_version; }
 
 Result<std::string> SqliteStore::Pragma(std::string_view name) {

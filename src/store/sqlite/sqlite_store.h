@@ -90,6 +90,7 @@ class SqliteStore final : public Store {
 
   Status Transact(TxMode mode, const std::function<Status(StoreTx&)>& fn) override;
   std::string Describe() const override;
+  bool ReadsAreLocal() const override;
   int SchemaVersion() const override;
   Status NotifyQueue() override;
   Result<std::unique_ptr<QueueListener>> ListenQueue() override;
