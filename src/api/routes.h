@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/api.h"
 
@@ -15,5 +16,8 @@ void AddRunRoutes(Router& r, ApiContext& ctx);       // run_routes.cpp
 void AddScheduleRoutes(Router& r, ApiContext& ctx);  // schedule_routes.cpp
 void AddQueueRoutes(Router& r, ApiContext& ctx);     // queue_routes.cpp (queue, dlq, analytics)
 void AddStreamRoutes(Router& r, ApiContext& ctx);    // streams.cpp
+
+// A run and its steps, read in one transaction (run_routes.cpp). kNotFound: no such run.
+Status ReadRunWithSteps(Store& store, const std::string& id, Run& run, std::vector<StepRun>& steps);
 
 }  // namespace automan::api

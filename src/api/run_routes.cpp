@@ -263,12 +263,7 @@ HttpResponse GetRun(ApiContext& ctx, StepCounts& counts, HttpRequest& req) {
   if (Status s = CheckRunId(id); !s.ok()) return ErrorResponse(s);
   Run run;
   std::vector<StepRun> steps;
-  Status s = ctx.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
-    AUTOMAN_ASSIGN_OR_RETURN(run, tx.GetRun(id));
-    AUTOMAN_ASSIGN_OR_RETURN(steps, tx.ListStepRuns(id));
-    return Status::Ok();
-  });
-  if (!s.ok()) return ErrorResponse(s);
+  if (Status s = ReadRunWithSteps(ctx.store, id, run, steps); !s.ok()) return ErrorResponse(s);
   return JsonResponse(200, RunDetail(ctx, counts, run, steps));
 }
 
@@ -389,6 +384,15 @@ HttpResponse DeleteRun(ApiContext& ctx, HttpRequest& req) {
 }
 
 }  // namespace
+
+Status ReadRunWithSteps(Store& store, const std::string& id, Run& run,
+                        std::vector<StepRun>& steps) {
+  return store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(run, tx.GetRun(id));
+    AUTOMAN_ASSIGN_OR_RETURN(steps, tx.ListStepRuns(id));
+    return Status::Ok();
+  });
+}
 
 void AddRunRoutes(Router& r, ApiContext& ctx) {
   auto counts = std::make_shared<StepCounts>();

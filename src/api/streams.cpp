@@ -100,12 +100,7 @@ class RunStream final : public EventStream {
     }
     Run run;
     std::vector<StepRun> steps;
-    Status s = ctx_.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
-      AUTOMAN_ASSIGN_OR_RETURN(run, tx.GetRun(run_id_));
-      AUTOMAN_ASSIGN_OR_RETURN(steps, tx.ListStepRuns(run_id_));
-      return Status::Ok();
-    });
-    if (!s.ok()) return s;
+    if (Status s = ReadRunWithSteps(ctx_.store, run_id_, run, steps); !s.ok()) return s;
     auto view = std::make_shared<EventHub::RunView>();
     view->json = json::serialize(RunJson(run, &steps));
     view->attempt = std::max(run.attempt, 1);
