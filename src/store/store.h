@@ -121,6 +121,79 @@ struct LogQuery {
   int limit = 1000;  // 1..100000
 };
 
+// Security (src/auth, src/audit). The store keeps these rows; it does not interpret them
+// (hashing, encryption, expiry and the audit chain are the callers').
+
+// A user who can log in. `username` is the key.
+struct UserRecord {
+  std::string username;
+  std::string password_hash;  // argon2id PHC string ("$argon2id$v=19$...")
+  std::string role;
+  bool disabled = false;
+  bool must_change_password = false;
+  int failed_logins = 0;                   // consecutive, reset by a successful login
+  std::optional<Timestamp> locked_until;   // login refused before this instant
+  Timestamp created_at{};
+  Timestamp updated_at{};
+  bool operator==(const UserRecord&) const = default;
+};
+
+enum class CredentialKind { kSession, kToken };
+std::string_view ToString(CredentialKind k);  // "session" "token"
+std::optional<CredentialKind> ParseCredentialKind(std::string_view name);
+
+// A login session (cookie) or an API token (bearer). Only the SHA-256 of the secret is
+// kept; `id` is a public handle for listing and revoking.
+struct CredentialRecord {
+  std::string id;
+  CredentialKind kind = CredentialKind::kToken;
+  std::string secret_hash;  // lower-case hex SHA-256 of the secret; unique
+  std::string owner;        // a username
+  std::string name;         // a token's name; "" for sessions
+  std::string role;         // "" = the owner's role; else the (narrower) role granted
+  Timestamp created_at{};
+  std::optional<Timestamp> expires_at;  // absolute expiry
+  std::optional<Timestamp> last_used_at;
+  std::optional<Timestamp> revoked_at;
+  bool operator==(const CredentialRecord&) const = default;
+};
+
+// A secret, sealed by the caller (auth/crypto.h); the store never sees the plaintext.
+struct SecretRecord {
+  std::string name;
+  std::string sealed;  // bytes: nonce || ciphertext
+  std::string description;
+  Timestamp created_at{};  // kept on replacement
+  Timestamp updated_at{};
+  std::string updated_by;
+  bool operator==(const SecretRecord&) const = default;
+};
+
+// One entry of the append-only audit trail (src/audit). `seq` is 1, 2, 3, ... with no gap;
+// `hash` chains the entry to the previous one (computed by the caller).
+struct AuditRecord {
+  int64_t seq = 0;
+  Timestamp at{};
+  std::string actor;    // a username, "system", or "anonymous"
+  std::string action;   // "auth.login", "run.create", ...
+  std::string target;   // what it acted on ("run/ID", "user/NAME"); may be empty
+  std::string outcome;  // "ok", "denied", "failed"
+  std::string remote;   // client address; may be empty
+  std::string details_json;  // a JSON object
+  std::string hash;          // lower-case hex
+  bool operator==(const AuditRecord&) const = default;
+};
+
+// Oldest first (by seq). Every set field must match.
+struct AuditFilter {
+  int64_t after_seq = 0;
+  std::optional<std::string> actor;
+  std::optional<std::string> action;  // exact, or a prefix ending in '.' ("run.")
+  std::optional<Timestamp> since;     // at >= since
+  std::optional<Timestamp> until;     // at < until
+  int limit = 1000;                   // 1..100000
+};
+
 class StoreTx {
  public:
   virtual ~StoreTx() = default;
@@ -260,6 +333,41 @@ class StoreTx {
   // most `limit` (1..1000). (Overlap policies ask this about a schedule's runs.)
   virtual Result<std::vector<Run>> ListActiveRuns(Trigger trigger, std::string_view triggered_by,
                                                   int limit) = 0;
+
+  // --- Users (username is the key; empty username or password_hash: kInvalidArgument).
+  // Inserts or replaces; created_at is kept on replacement.
+  virtual Status PutUser(const UserRecord& u) = 0;
+  virtual Result<UserRecord> GetUser(std::string_view username) = 0;  // kNotFound
+  virtual Result<std::vector<UserRecord>> ListUsers() = 0;            // by username
+
+  // --- Credentials (sessions and API tokens).
+  // kAlreadyExists on a duplicate id or secret_hash; kNotFound when the owner is no user.
+  virtual Status InsertCredential(const CredentialRecord& c) = 0;
+  virtual Result<CredentialRecord> FindCredentialByHash(std::string_view secret_hash) = 0;
+  virtual Result<CredentialRecord> GetCredential(std::string_view id) = 0;  // kNotFound
+  // Of one kind; `owner` "" for every owner. Oldest first.
+  virtual Result<std::vector<CredentialRecord>> ListCredentials(CredentialKind kind,
+                                                                std::string_view owner) = 0;
+  // Replaces last_used_at, expires_at, revoked_at, role and name of the credential `c.id`
+  // (kNotFound when there is none); the secret hash, owner and kind never change.
+  virtual Status UpdateCredential(const CredentialRecord& c) = 0;
+  // Deletes credentials that expired or were revoked before `before`; returns how many.
+  virtual Result<int64_t> PurgeCredentials(Timestamp before) = 0;
+
+  // --- Secrets (name is the key).
+  // Inserts or replaces (created_at kept on replacement).
+  virtual Status PutSecret(const SecretRecord& s) = 0;
+  virtual Result<SecretRecord> GetSecret(std::string_view name) = 0;  // kNotFound
+  virtual Result<std::vector<SecretRecord>> ListSecrets() = 0;        // by name
+  virtual Status DeleteSecret(std::string_view name) = 0;             // kNotFound
+
+  // --- Audit trail (append-only: there is no update or delete).
+  // The entry with the highest seq, if any.
+  virtual Result<std::optional<AuditRecord>> LastAudit() = 0;
+  // kAlreadyExists when `e.seq` is taken; kInvalidArgument when seq < 1. Writers serialise
+  // appends by calling LockKey("audit") first in the same transaction.
+  virtual Status AppendAudit(const AuditRecord& e) = 0;
+  virtual Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& filter) = 0;
 };
 
 // Wake-ups across processes for the queue: after committing new claimable work a process
