@@ -92,6 +92,23 @@ std::optional<FireStatus> ParseFireStatus(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view ToString(CredentialKind k) {
+  switch (k) {
+    case CredentialKind::kSession:
+      return "session";
+    case CredentialKind::kToken:
+      return "token";
+  }
+  return "unknown";
+}
+
+std::optional<CredentialKind> ParseCredentialKind(std::string_view name) {
+  for (CredentialKind k : {CredentialKind::kSession, CredentialKind::kToken}) {
+    if (ToString(k) == name) return k;
+  }
+  return std::nullopt;
+}
+
 std::string DefaultStoreUrl(const std::string& data_dir) {
   return std::string(kSqlitePrefix) + data_dir + "/automan.db";
 }

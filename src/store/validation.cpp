@@ -122,6 +122,67 @@ Status ValidateActiveRunListLimit(int limit) {
   return Status::Ok();
 }
 
+Status ValidateUsername(std::string_view username) {
+  if (username.empty()) return Error(ErrorCode::kInvalidArgument, "username is empty");
+  return Status::Ok();
+}
+
+Status ValidateUser(const UserRecord& u) {
+  AUTOMAN_RETURN_IF_ERROR(ValidateUsername(u.username));
+  if (u.password_hash.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "user {} has no password hash", u.username);
+  }
+  return Status::Ok();
+}
+
+Status ValidateCredentialId(std::string_view id) {
+  if (id.empty()) return Error(ErrorCode::kInvalidArgument, "credential id is empty");
+  return Status::Ok();
+}
+
+Status ValidateCredentialHash(std::string_view secret_hash) {
+  if (secret_hash.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "credential secret hash is empty");
+  }
+  return Status::Ok();
+}
+
+Status ValidateCredential(const CredentialRecord& c) {
+  AUTOMAN_RETURN_IF_ERROR(ValidateCredentialId(c.id));
+  if (c.secret_hash.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "credential {} has no secret hash", c.id);
+  }
+  if (c.owner.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "credential {} has no owner", c.id);
+  }
+  return Status::Ok();
+}
+
+Status ValidateSecretName(std::string_view name) {
+  if (name.empty()) return Error(ErrorCode::kInvalidArgument, "secret name is empty");
+  return Status::Ok();
+}
+
+Status ValidateSecret(const SecretRecord& s) { return ValidateSecretName(s.name); }
+
+Status ValidateAudit(const AuditRecord& e) {
+  if (e.seq < 1) {
+    return Error(ErrorCode::kInvalidArgument, "audit entry seq {} is below 1", e.seq);
+  }
+  return Status::Ok();
+}
+
+Status ValidateAuditFilter(const AuditFilter& f) {
+  if (f.limit < 1 || f.limit > kMaxAuditListLimit) {
+    return Error(ErrorCode::kInvalidArgument, "audit list limit {} is out of range 1..{}", f.limit,
+                 kMaxAuditListLimit);
+  }
+  if (f.after_seq < 0) {
+    return Error(ErrorCode::kInvalidArgument, "audit filter after_seq {} is negative", f.after_seq);
+  }
+  return Status::Ok();
+}
+
 Status ValidateLeadershipName(std::string_view name) {
   auto lower = [](char c) { return c >= 'a' && c <= 'z'; };
   bool ok = !name.empty() && name.size() <= 64 && lower(name[0]);

@@ -40,6 +40,21 @@ Status ValidateFire(const FireRecord& f);
 Status ValidateFireListLimit(int limit);
 Status ValidateActiveRunListLimit(int limit);
 
+// Security rows (store.h): users need a username and a password hash; credentials an id,
+// a secret hash and an owner; secrets a name; audit entries a seq of at least 1. Lookups
+// by an empty key are refused the same way. AuditFilter: limit 1..kMaxAuditListLimit,
+// after_seq not negative.
+inline constexpr int kMaxAuditListLimit = 100000;
+Status ValidateUsername(std::string_view username);
+Status ValidateUser(const UserRecord& u);
+Status ValidateCredentialId(std::string_view id);
+Status ValidateCredentialHash(std::string_view secret_hash);
+Status ValidateCredential(const CredentialRecord& c);
+Status ValidateSecretName(std::string_view name);
+Status ValidateSecret(const SecretRecord& s);
+Status ValidateAudit(const AuditRecord& e);
+Status ValidateAuditFilter(const AuditFilter& f);
+
 // Store::TryLead names: ^[a-z][a-z0-9_-]{0,63}$ (they become part of a file name).
 Status ValidateLeadershipName(std::string_view name);
 
