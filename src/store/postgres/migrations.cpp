@@ -200,10 +200,78 @@ CREATE INDEX runs_active_by_trigger ON runs ("trigger", triggered_by, created_at
   WHERE status IN ('PENDING', 'RUNNING', 'WAITING');
 )sql";
 
-constexpr std::array<PostgresMigration, 3> kMigrations{{
+// Version 4: the security rows, the PostgreSQL form of SQLite's migration 4.
+// - users (by username), credentials (by id; secret_hash UNIQUE; owner references users,
+//   ON DELETE CASCADE; credentials_by_kind_owner for ListCredentials), secrets (sealed is
+//   bytea), audit (seq the primary key; indexes for ListAudit's filters). Key text columns
+//   are COLLATE "C": listings sort as bytes and ListAudit's action prefix is a byte range.
+// - audit_append_only(): a statement trigger refuses every UPDATE, DELETE and TRUNCATE of
+//   audit (SQLSTATE 23001, restrict_violation), as SQLite's triggers do.
+constexpr std::string_view kV4 = R"sql(
+CREATE TABLE users (
+  username              TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  password_hash         TEXT NOT NULL,
+  role                  TEXT NOT NULL,
+  disabled              BOOLEAN NOT NULL,
+  must_change_password  BOOLEAN NOT NULL,
+  failed_logins         BIGINT NOT NULL,
+  locked_until          BIGINT,
+  created_at            BIGINT NOT NULL,
+  updated_at            BIGINT NOT NULL
+);
+
+CREATE TABLE credentials (
+  id            TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  kind          TEXT COLLATE "C" NOT NULL,
+  secret_hash   TEXT COLLATE "C" NOT NULL UNIQUE,
+  owner         TEXT COLLATE "C" NOT NULL REFERENCES users (username) ON DELETE CASCADE,
+  name          TEXT NOT NULL,
+  role          TEXT NOT NULL,
+  created_at    BIGINT NOT NULL,
+  expires_at    BIGINT,
+  last_used_at  BIGINT,
+  revoked_at    BIGINT
+);
+CREATE INDEX credentials_by_kind_owner ON credentials (kind, owner, created_at);
+
+CREATE TABLE secrets (
+  name         TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  sealed       BYTEA NOT NULL,
+  description  TEXT NOT NULL,
+  created_at   BIGINT NOT NULL,
+  updated_at   BIGINT NOT NULL,
+  updated_by   TEXT NOT NULL
+);
+
+CREATE TABLE audit (
+  seq           BIGINT NOT NULL PRIMARY KEY,
+  at            BIGINT NOT NULL,
+  actor         TEXT COLLATE "C" NOT NULL,
+  action        TEXT COLLATE "C" NOT NULL,
+  target        TEXT NOT NULL,
+  outcome       TEXT NOT NULL,
+  remote        TEXT NOT NULL,
+  details_json  TEXT NOT NULL,
+  hash          TEXT NOT NULL
+);
+CREATE INDEX audit_by_actor ON audit (actor, seq);
+CREATE INDEX audit_by_action ON audit (action, seq);
+CREATE INDEX audit_by_at ON audit (at);
+
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  RAISE EXCEPTION 'audit entries are append-only' USING ERRCODE = 'restrict_violation';
+END
+$fn$;
+CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+)sql";
+
+constexpr std::array<PostgresMigration, 4> kMigrations{{
     {1, "runbook versions, runs, attempts, step runs, log lines", kV1},
     {2, "queue: cancel flag, enqueue order, concurrency keys and slots, queue indexes", kV2},
     {3, "schedules, schedule revision, fire ledger, active runs by trigger", kV3},
+    {4, "users, credentials, secrets, audit trail", kV4},
 }};
 
 }  // namespace

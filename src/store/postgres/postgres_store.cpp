@@ -528,6 +528,120 @@ Result<FireRecord> ReadFire(const PGresult* r, int row) {
   return f;
 }
 
+constexpr std::string_view kUserColumns =
+    "username, password_hash, role, disabled, must_change_password, failed_logins, "
+    "locked_until, created_at, updated_at";
+
+UserRecord ReadUser(const PGresult* r, int row) {
+  UserRecord u;
+  u.username = Str(r, row, 0);
+  u.password_hash = Str(r, row, 1);
+  u.role = Str(r, row, 2);
+  u.disabled = View(r, row, 3) == "t";
+  u.must_change_password = View(r, row, 4) == "t";
+  u.failed_logins = Int32(r, row, 5);
+  u.locked_until = OptTime(r, row, 6);
+  u.created_at = Time(r, row, 7);
+  u.updated_at = Time(r, row, 8);
+  return u;
+}
+
+constexpr std::string_view kCredentialColumns =
+    "id, kind, secret_hash, owner, name, role, created_at, expires_at, last_used_at, "
+    "revoked_at";
+
+Result<CredentialRecord> ReadCredential(const PGresult* r, int row) {
+  CredentialRecord c;
+  c.id = Str(r, row, 0);
+  AUTOMAN_ASSIGN_OR_RETURN(c.kind, ParseName(ParseCredentialKind(View(r, row, 1)), View(r, row, 1),
+                                             "kind", fmt::format("credential {}", c.id)));
+  c.secret_hash = Str(r, row, 2);
+  c.owner = Str(r, row, 3);
+  c.name = Str(r, row, 4);
+  c.role = Str(r, row, 5);
+  c.created_at = Time(r, row, 6);
+  c.expires_at = OptTime(r, row, 7);
+  c.last_used_at = OptTime(r, row, 8);
+  c.revoked_at = OptTime(r, row, 9);
+  return c;
+}
+
+// Bytes travel as hex text both ways (decode($n, 'hex') in, encode(col, 'hex') out): the
+// parameters are text format, which cannot carry a NUL, and the hex form does not depend
+// on the server's bytea_output setting.
+std::string HexEncode(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char ch : bytes) {
+    out.push_back(kDigits[ch >> 4]);
+    out.push_back(kDigits[ch & 0xf]);
+  }
+  return out;
+}
+
+Result<std::string> HexDecode(std::string_view hex, std::string_view owner) {
+  auto digit = [](char ch) -> int {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    const int hi = digit(hex[i]);
+    const int lo = digit(hex[i + 1]);
+    if (hi < 0 || lo < 0) break;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  if (out.size() * 2 != hex.size()) {
+    return Error(ErrorCode::kDataLoss, "{}: malformed hex from the server", owner);
+  }
+  return out;
+}
+
+// `sealed` is selected as encode(sealed, 'hex').
+constexpr std::string_view kSecretColumns =
+    "name, encode(sealed, 'hex'), description, created_at, updated_at, updated_by";
+
+Result<SecretRecord> ReadSecret(const PGresult* r, int row) {
+  SecretRecord s;
+  s.name = Str(r, row, 0);
+  AUTOMAN_ASSIGN_OR_RETURN(s.sealed, HexDecode(View(r, row, 1), fmt::format("secret {}", s.name)));
+  s.description = Str(r, row, 2);
+  s.created_at = Time(r, row, 3);
+  s.updated_at = Time(r, row, 4);
+  s.updated_by = Str(r, row, 5);
+  return s;
+}
+
+constexpr std::string_view kAuditColumns =
+    "seq, at, actor, action, target, outcome, remote, details_json, hash";
+
+AuditRecord ReadAudit(const PGresult* r, int row) {
+  AuditRecord e;
+  e.seq = Int64(r, row, 0);
+  e.at = Time(r, row, 1);
+  e.actor = Str(r, row, 2);
+  e.action = Str(r, row, 3);
+  e.target = Str(r, row, 4);
+  e.outcome = Str(r, row, 5);
+  e.remote = Str(r, row, 6);
+  e.details_json = Str(r, row, 7);
+  e.hash = Str(r, row, 8);
+  return e;
+}
+
+// The end of the byte range of the strings that start with `prefix` (which ends in '.'):
+// "run." gives "run/", so "run.create" is inside and "runbook.x" and "run" are not
+// (audit.action is COLLATE "C", so the comparison is bytewise).
+std::string PrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  ++end.back();
+  return end;
+}
+
 Result<std::vector<Run>> ReadRuns(const PGresult* res) {
   std::vector<Run> out;
   const int n = store_detail::LibPq().PQntuples(res);
@@ -1457,7 +1571,311 @@ class PostgresTx final : public StoreTx {
     return ReadRuns(r.get());
   }
 
+  // ---- Users, credentials, secrets, audit trail. Refusals the contract names (a taken
+  // key, a missing owner) come from ON CONFLICT DO NOTHING and counts, never from a failed
+  // statement, so they leave the transaction usable, as in SQLite.
+
+  Status PutUser(const UserRecord& u) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("PutUser"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateUser(u));
+    static const std::string kSql = fmt::format(
+        "INSERT INTO users ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+        "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
+        "role = EXCLUDED.role, disabled = EXCLUDED.disabled, "
+        "must_change_password = EXCLUDED.must_change_password, "
+        "failed_logins = EXCLUDED.failed_logins, locked_until = EXCLUDED.locked_until, "
+        "updated_at = EXCLUDED.updated_at",
+        kUserColumns);
+    Params p;
+    p.Text(u.username);
+    p.Text(u.password_hash);
+    p.Text(u.role);
+    p.Bool(u.disabled);
+    p.Bool(u.must_change_password);
+    p.Int(u.failed_logins);
+    p.OptTime(u.locked_until);
+    p.Time(u.created_at);
+    p.Time(u.updated_at);
+    return c_.Exec(kSql, p, fmt::format("storing user {}", u.username)).status();
+  }
+
+  Result<UserRecord> GetUser(std::string_view username) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateUsername(username));
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM users WHERE username = $1", kUserColumns);
+    Params p;
+    p.Text(username);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r,
+                             c_.Exec(kSql, p, fmt::format("reading user {}", username)));
+    if (store_detail::LibPq().PQntuples(r.get()) == 0) {
+      return Error(ErrorCode::kNotFound, "user {} does not exist", username);
+    }
+    return ReadUser(r.get(), 0);
+  }
+
+  Result<std::vector<UserRecord>> ListUsers() override {
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM users ORDER BY username", kUserColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(kSql, Params(), "listing users"));
+    std::vector<UserRecord> out;
+    for (int i = 0, n = store_detail::LibPq().PQntuples(r.get()); i < n; ++i) {
+      out.push_back(ReadUser(r.get(), i));
+    }
+    return out;
+  }
+
+  // One statement: the owner's row FOR KEY SHARE (a concurrent delete of the user waits),
+  // the credential inserted from it ON CONFLICT DO NOTHING (either unique key), both
+  // counts returned.
+  Status InsertCredential(const CredentialRecord& cr) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("InsertCredential"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateCredential(cr));
+    static const std::string kSql = fmt::format(
+        "WITH u AS (SELECT 1 FROM users WHERE username = $4 FOR KEY SHARE), "
+        "ins AS (INSERT INTO credentials ({}) SELECT $1::text, $2::text, $3::text, $4::text, "
+        "$5::text, $6::text, $7::bigint, $8::bigint, $9::bigint, $10::bigint FROM u "
+        "ON CONFLICT DO NOTHING RETURNING 1) "
+        "SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ins)",
+        kCredentialColumns);
+    Params p;
+    p.Text(cr.id);
+    p.Text(ToString(cr.kind));
+    p.Text(cr.secret_hash);
+    p.Text(cr.owner);
+    p.Text(cr.name);
+    p.Text(cr.role);
+    p.Time(cr.created_at);
+    p.OptTime(cr.expires_at);
+    p.OptTime(cr.last_used_at);
+    p.OptTime(cr.revoked_at);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r,
+                             c_.Exec(kSql, p, fmt::format("inserting credential {}", cr.id)));
+    if (Int64(r.get(), 0, 0) == 0) {
+      return Error(ErrorCode::kNotFound, "credential {}: owner {} is not a user", cr.id, cr.owner);
+    }
+    if (Int64(r.get(), 0, 1) == 1) return Status::Ok();
+    // Which key was taken (never naming the hash: it stands for a secret).
+    Result<CredentialRecord> same_id = GetCredential(cr.id);
+    if (!same_id.ok() && same_id.status().code() != ErrorCode::kNotFound) return same_id.status();
+    if (same_id.ok()) {
+      return Error(ErrorCode::kAlreadyExists, "credential {} already exists", cr.id);
+    }
+    return Error(ErrorCode::kAlreadyExists,
+                 "credential {}: another credential has the same secret hash", cr.id);
+  }
+
+  Result<CredentialRecord> FindCredentialByHash(std::string_view secret_hash) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateCredentialHash(secret_hash));
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM credentials WHERE secret_hash = $1", kCredentialColumns);
+    return ReadOneCredential(kSql, secret_hash, "");
+  }
+
+  Result<CredentialRecord> GetCredential(std::string_view id) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateCredentialId(id));
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM credentials WHERE id = $1", kCredentialColumns);
+    return ReadOneCredential(kSql, id, id);
+  }
+
+  Result<std::vector<CredentialRecord>> ListCredentials(CredentialKind kind,
+                                                        std::string_view owner) override {
+    static const std::string kAll = fmt::format(
+        "SELECT {} FROM credentials WHERE kind = $1 ORDER BY created_at, id", kCredentialColumns);
+    static const std::string kOfOwner = fmt::format(
+        "SELECT {} FROM credentials WHERE kind = $1 AND owner = $2 ORDER BY created_at, id",
+        kCredentialColumns);
+    Params p;
+    p.Text(ToString(kind));
+    if (!owner.empty()) p.Text(owner);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r,
+                             c_.Exec(owner.empty() ? kAll : kOfOwner, p,
+                                     fmt::format("listing {} credentials", ToString(kind))));
+    std::vector<CredentialRecord> out;
+    for (int i = 0, n = store_detail::LibPq().PQntuples(r.get()); i < n; ++i) {
+      AUTOMAN_ASSIGN_OR_RETURN(CredentialRecord c, ReadCredential(r.get(), i));
+      out.push_back(std::move(c));
+    }
+    return out;
+  }
+
+  Status UpdateCredential(const CredentialRecord& cr) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("UpdateCredential"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateCredentialId(cr.id));
+    Params p;
+    p.Text(cr.id);
+    p.Text(cr.name);
+    p.Text(cr.role);
+    p.OptTime(cr.expires_at);
+    p.OptTime(cr.last_used_at);
+    p.OptTime(cr.revoked_at);
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult r, c_.Exec("UPDATE credentials SET name = $2, role = $3, expires_at = $4, "
+                            "last_used_at = $5, revoked_at = $6 WHERE id = $1",
+                            p, fmt::format("updating credential {}", cr.id)));
+    if (Affected(r.get()) == 0) {
+      return Error(ErrorCode::kNotFound, "credential {} does not exist", cr.id);
+    }
+    return Status::Ok();
+  }
+
+  Result<int64_t> PurgeCredentials(Timestamp before) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("PurgeCredentials"));
+    Params p;
+    p.Time(before);
+    AUTOMAN_ASSIGN_OR_RETURN(
+        PgResult r, c_.Exec("DELETE FROM credentials WHERE expires_at < $1 OR revoked_at < $1", p,
+                            "purging credentials"));
+    return Affected(r.get());
+  }
+
+  Status PutSecret(const SecretRecord& s) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("PutSecret"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateSecret(s));
+    Params p;
+    p.Text(s.name);
+    p.Text(HexEncode(s.sealed));
+    p.Text(s.description);
+    p.Time(s.created_at);
+    p.Time(s.updated_at);
+    p.Text(s.updated_by);
+    return c_
+        .Exec(
+            "INSERT INTO secrets (name, sealed, description, created_at, updated_at, "
+            "updated_by) VALUES ($1, decode($2, 'hex'), $3, $4, $5, $6) "
+            "ON CONFLICT (name) DO UPDATE SET sealed = EXCLUDED.sealed, "
+            "description = EXCLUDED.description, updated_at = EXCLUDED.updated_at, "
+            "updated_by = EXCLUDED.updated_by",
+            p, fmt::format("storing secret {}", s.name))
+        .status();
+  }
+
+  Result<SecretRecord> GetSecret(std::string_view name) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateSecretName(name));
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM secrets WHERE name = $1", kSecretColumns);
+    Params p;
+    p.Text(name);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(kSql, p, fmt::format("reading secret {}", name)));
+    if (store_detail::LibPq().PQntuples(r.get()) == 0) return SecretMissing(name);
+    return ReadSecret(r.get(), 0);
+  }
+
+  Result<std::vector<SecretRecord>> ListSecrets() override {
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM secrets ORDER BY name", kSecretColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(kSql, Params(), "listing secrets"));
+    std::vector<SecretRecord> out;
+    for (int i = 0, n = store_detail::LibPq().PQntuples(r.get()); i < n; ++i) {
+      AUTOMAN_ASSIGN_OR_RETURN(SecretRecord s, ReadSecret(r.get(), i));
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  Status DeleteSecret(std::string_view name) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("DeleteSecret"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateSecretName(name));
+    Params p;
+    p.Text(name);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec("DELETE FROM secrets WHERE name = $1", p,
+                                                 fmt::format("deleting secret {}", name)));
+    if (Affected(r.get()) == 0) return SecretMissing(name);
+    return Status::Ok();
+  }
+
+  Result<std::optional<AuditRecord>> LastAudit() override {
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM audit ORDER BY seq DESC LIMIT 1", kAuditColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(kSql, Params(), "reading the last audit entry"));
+    if (store_detail::LibPq().PQntuples(r.get()) == 0) return std::optional<AuditRecord>();
+    return std::optional<AuditRecord>(ReadAudit(r.get(), 0));
+  }
+
+  Status AppendAudit(const AuditRecord& e) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("AppendAudit"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateAudit(e));
+    static const std::string kSql = fmt::format(
+        "INSERT INTO audit ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+        "ON CONFLICT (seq) DO NOTHING",
+        kAuditColumns);
+    Params p;
+    p.Int(e.seq);
+    p.Time(e.at);
+    p.Text(e.actor);
+    p.Text(e.action);
+    p.Text(e.target);
+    p.Text(e.outcome);
+    p.Text(e.remote);
+    p.Text(e.details_json);
+    p.Text(e.hash);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r,
+                             c_.Exec(kSql, p, fmt::format("appending audit entry {}", e.seq)));
+    if (Affected(r.get()) == 0) {
+      return Error(ErrorCode::kAlreadyExists, "audit entry {} already exists", e.seq);
+    }
+    return Status::Ok();
+  }
+
+  // The statement text depends on which filters are set (a few dozen variants). An action
+  // prefix "p." is the byte range ["p.", "p/") on the COLLATE "C" column, so the index on
+  // (action, seq) serves it and no LIKE wildcard needs escaping.
+  Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& f) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateAuditFilter(f));
+    std::string sql = fmt::format("SELECT {} FROM audit WHERE seq > $1", kAuditColumns);
+    Params p;
+    p.Int(f.after_seq);
+    auto cond = [&](std::string_view text) { sql += fmt::format(" AND {} ${}", text, p.size()); };
+    if (f.actor) {
+      p.Text(*f.actor);
+      cond("actor =");
+    }
+    if (f.action && f.action->ends_with('.')) {
+      p.Text(*f.action);
+      cond("action >=");
+      p.Text(PrefixEnd(*f.action));
+      cond("action <");
+    } else if (f.action) {
+      p.Text(*f.action);
+      cond("action =");
+    }
+    if (f.since) {
+      p.Time(*f.since);
+      cond("at >=");
+    }
+    if (f.until) {
+      p.Time(*f.until);
+      cond("at <");
+    }
+    p.Int(f.limit);
+    sql += fmt::format(" ORDER BY seq LIMIT ${}", p.size());
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(sql, p, "listing audit entries"));
+    std::vector<AuditRecord> out;
+    for (int i = 0, n = store_detail::LibPq().PQntuples(r.get()); i < n; ++i) {
+      out.push_back(ReadAudit(r.get(), i));
+    }
+    return out;
+  }
+
  private:
+  // One credential by a key; `id` names it in the kNotFound message ("" for a hash, which
+  // stands for a secret and is never named).
+  Result<CredentialRecord> ReadOneCredential(const std::string& sql, std::string_view key,
+                                             std::string_view id) {
+    Params p;
+    p.Text(key);
+    AUTOMAN_ASSIGN_OR_RETURN(PgResult r, c_.Exec(sql, p, "reading a credential"));
+    if (store_detail::LibPq().PQntuples(r.get()) == 0) {
+      if (id.empty()) return Error(ErrorCode::kNotFound, "no credential has this secret hash");
+      return Error(ErrorCode::kNotFound, "credential {} does not exist", id);
+    }
+    return ReadCredential(r.get(), 0);
+  }
+
+  Status SecretMissing(std::string_view name) const {
+    return Error(ErrorCode::kNotFound, "secret {} does not exist", name);
+  }
+
   Status ScheduleMissing(std::string_view id) const {
     return Error(ErrorCode::kNotFound, "schedule {} does not exist", id);
   }

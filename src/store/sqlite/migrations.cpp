@@ -225,10 +225,88 @@ CREATE INDEX runs_active_by_trigger ON runs ("trigger", triggered_by, created_at
   WHERE status IN ('PENDING', 'RUNNING', 'WAITING');
 )sql";
 
-constexpr std::array<SqliteMigration, 3> kMigrations{{
+// Version 4: the security rows (store.h: users, credentials, secrets, the audit trail).
+// Additive only. The store does not interpret them (hashing, sealing, expiry and the audit
+// hash chain are the callers').
+//
+// - users: by username (WITHOUT ROWID, small rows). PutUser is an upsert, never a
+//   REPLACE, which would delete the row and cascade to the user's credentials.
+// - credentials: sessions and API tokens by id; secret_hash is UNIQUE (the lookup of every
+//   authenticated request); owner references users and goes with its user.
+//   credentials_by_kind_owner serves ListCredentials (one kind, optionally one owner,
+//   oldest first).
+// - secrets: sealed bytes (nonce || ciphertext) as a BLOB; rowid table, since a sealed
+//   value may be a few KiB.
+// - audit: seq is the rowid (INTEGER PRIMARY KEY, so a taken seq is a primary-key
+//   conflict); indexes for ListAudit's filters. The triggers refuse every UPDATE and
+//   DELETE, so not even our own code can rewrite history by mistake (someone with the
+//   sqlite3 tool can drop them; the callers' hash chain shows that).
+constexpr std::string_view kV4 = R"sql(
+CREATE TABLE users (
+  username              TEXT NOT NULL PRIMARY KEY,
+  password_hash         TEXT NOT NULL,
+  role                  TEXT NOT NULL,
+  disabled              INTEGER NOT NULL,
+  must_change_password  INTEGER NOT NULL,
+  failed_logins         INTEGER NOT NULL,
+  locked_until          INTEGER,
+  created_at            INTEGER NOT NULL,
+  updated_at            INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE credentials (
+  id            TEXT NOT NULL PRIMARY KEY,
+  kind          TEXT NOT NULL,
+  secret_hash   TEXT NOT NULL UNIQUE,
+  owner         TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
+  name          TEXT NOT NULL,
+  role          TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  expires_at    INTEGER,
+  last_used_at  INTEGER,
+  revoked_at    INTEGER
+) STRICT;
+CREATE INDEX credentials_by_kind_owner ON credentials (kind, owner, created_at);
+
+CREATE TABLE secrets (
+  name         TEXT NOT NULL PRIMARY KEY,
+  sealed       BLOB NOT NULL,
+  description  TEXT NOT NULL,
+  created_at   INTEGER NOT NULL,
+  updated_at   INTEGER NOT NULL,
+  updated_by   TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE audit (
+  seq           INTEGER PRIMARY KEY,
+  at            INTEGER NOT NULL,
+  actor         TEXT NOT NULL,
+  action        TEXT NOT NULL,
+  target        TEXT NOT NULL,
+  outcome       TEXT NOT NULL,
+  remote        TEXT NOT NULL,
+  details_json  TEXT NOT NULL,
+  hash          TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_by_actor ON audit (actor, seq);
+CREATE INDEX audit_by_action ON audit (action, seq);
+CREATE INDEX audit_by_at ON audit (at);
+
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN
+  SELECT RAISE(ABORT, 'audit entries are append-only');
+END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN
+  SELECT RAISE(ABORT, 'audit entries are append-only');
+END;
+)sql";
+
+constexpr std::array<SqliteMigration, 4> kMigrations{{
     {1, "runbook versions, runs, attempts, step runs, log lines", kV1},
     {2, "queue: cancel flag, concurrency keys, key slots, queue indexes", kV2},
     {3, "schedules, schedule revision, fire ledger, active runs by trigger", kV3},
+    {4, "users, credentials, secrets, audit trail", kV4},
 }};
 
 }  // namespace

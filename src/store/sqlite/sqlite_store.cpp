@@ -155,6 +155,12 @@ class Stmt {
       Null(i);
     }
   }
+  // Bytes as a BLOB, not copied (as TextRef); an empty value is a zero-length BLOB, never
+  // NULL.
+  void BlobRef(int i, std::string_view v) {
+    const char* p = v.data() != nullptr ? v.data() : "";
+    Check(sqlite3_bind_blob64(st_, i, p, v.size(), SQLITE_STATIC));
+  }
   void Double(int i, double v) { Check(sqlite3_bind_double(st_, i, v)); }
   void Null(int i) { Check(sqlite3_bind_null(st_, i)); }
 
@@ -178,6 +184,12 @@ class Stmt {
   std::optional<std::string> OptStr(int c) const {
     if (IsNull(c)) return std::nullopt;
     return Str(c);
+  }
+  // A BLOB column's bytes (any byte, NUL included).
+  std::string Bytes(int c) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(st_, c));
+    if (p == nullptr) return {};
+    return std::string(p, static_cast<size_t>(sqlite3_column_bytes(st_, c)));
   }
   int64_t Int64(int c) const { return sqlite3_column_int64(st_, c); }
   int Int32(int c) const { return sqlite3_column_int(st_, c); }
@@ -491,6 +503,83 @@ Result<FireRecord> ReadFire(const Stmt& st) {
   f.generation = st.Int64(8);
   f.recorded_at = st.Time(9);
   return f;
+}
+
+constexpr std::string_view kUserColumns =
+    "username, password_hash, role, disabled, must_change_password, failed_logins, "
+    "locked_until, created_at, updated_at";
+
+UserRecord ReadUser(const Stmt& st) {
+  UserRecord u;
+  u.username = st.Str(0);
+  u.password_hash = st.Str(1);
+  u.role = st.Str(2);
+  u.disabled = st.Int64(3) != 0;
+  u.must_change_password = st.Int64(4) != 0;
+  u.failed_logins = st.Int32(5);
+  u.locked_until = st.OptTime(6);
+  u.created_at = st.Time(7);
+  u.updated_at = st.Time(8);
+  return u;
+}
+
+constexpr std::string_view kCredentialColumns =
+    "id, kind, secret_hash, owner, name, role, created_at, expires_at, last_used_at, "
+    "revoked_at";
+
+Result<CredentialRecord> ReadCredential(const Stmt& st) {
+  CredentialRecord c;
+  c.id = st.Str(0);
+  AUTOMAN_ASSIGN_OR_RETURN(c.kind, ParseName(ParseCredentialKind(st.View(1)), st.View(1), "kind",
+                                             fmt::format("credential {}", c.id)));
+  c.secret_hash = st.Str(2);
+  c.owner = st.Str(3);
+  c.name = st.Str(4);
+  c.role = st.Str(5);
+  c.created_at = st.Time(6);
+  c.expires_at = st.OptTime(7);
+  c.last_used_at = st.OptTime(8);
+  c.revoked_at = st.OptTime(9);
+  return c;
+}
+
+constexpr std::string_view kSecretColumns =
+    "name, sealed, description, created_at, updated_at, updated_by";
+
+SecretRecord ReadSecret(const Stmt& st) {
+  SecretRecord s;
+  s.name = st.Str(0);
+  s.sealed = st.Bytes(1);
+  s.description = st.Str(2);
+  s.created_at = st.Time(3);
+  s.updated_at = st.Time(4);
+  s.updated_by = st.Str(5);
+  return s;
+}
+
+constexpr std::string_view kAuditColumns =
+    "seq, at, actor, action, target, outcome, remote, details_json, hash";
+
+AuditRecord ReadAudit(const Stmt& st) {
+  AuditRecord e;
+  e.seq = st.Int64(0);
+  e.at = st.Time(1);
+  e.actor = st.Str(2);
+  e.action = st.Str(3);
+  e.target = st.Str(4);
+  e.outcome = st.Str(5);
+  e.remote = st.Str(6);
+  e.details_json = st.Str(7);
+  e.hash = st.Str(8);
+  return e;
+}
+
+// The end of the byte range of the strings that start with `prefix` (which ends in '.'):
+// "run." gives "run/", so "run.create" is inside and "runbook.x" and "run" are not.
+std::string PrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  ++end.back();
+  return end;
 }
 
 // Checks a run's concurrency rules before they are stored or used (see ConcurrencyLimit).
@@ -1423,7 +1512,339 @@ class SqliteTx final : public StoreTx {
         st, fmt::format("listing the active runs of {} {}", ToString(trigger), triggered_by));
   }
 
+  // ---- Users, credentials, secrets, audit trail
+
+  // An upsert, never INSERT OR REPLACE: a REPLACE deletes the row first, and the delete
+  // would cascade to the user's credentials.
+  Status PutUser(const UserRecord& u) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("PutUser"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateUser(u));
+    static const std::string kSql = fmt::format(
+        "INSERT INTO users ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+        "ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, "
+        "role = excluded.role, disabled = excluded.disabled, "
+        "must_change_password = excluded.must_change_password, "
+        "failed_logins = excluded.failed_logins, locked_until = excluded.locked_until, "
+        "updated_at = excluded.updated_at",
+        kUserColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    st.TextRef(1, u.username);
+    st.TextRef(2, u.password_hash);
+    st.TextRef(3, u.role);
+    st.Int(4, u.disabled ? 1 : 0);
+    st.Int(5, u.must_change_password ? 1 : 0);
+    st.Int(6, u.failed_logins);
+    st.OptTime(7, u.locked_until);
+    st.Time(8, u.created_at);
+    st.Time(9, u.updated_at);
+    int rc = st.Step();
+    if (rc != SQLITE_DONE) {
+      return SqliteStatus(rc, c_.db(), fmt::format("storing user {}", u.username));
+    }
+    return Status::Ok();
+  }
+
+  Result<UserRecord> GetUser(std::string_view username) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateUsername(username));
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM users WHERE username = ?1", kUserColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    st.TextRef(1, username);
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) return Error(ErrorCode::kNotFound, "user {} does not exist", username);
+    if (rc != SQLITE_ROW) {
+      return SqliteStatus(rc, c_.db(), fmt::format("reading user {}", username));
+    }
+    return ReadUser(st);
+  }
+
+  Result<std::vector<UserRecord>> ListUsers() override {
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM users ORDER BY username", kUserColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    std::vector<UserRecord> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadUser(st));
+    if (rc != SQLITE_DONE) return SqliteStatus(rc, c_.db(), "listing users");
+    return out;
+  }
+
+  Status InsertCredential(const CredentialRecord& cr) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("InsertCredential"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateCredential(cr));
+    {
+      static const std::string kSql = fmt::format(
+          "INSERT INTO credentials ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+          kCredentialColumns);
+      AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+      Stmt st(raw);
+      st.TextRef(1, cr.id);
+      st.TextRef(2, ToString(cr.kind));
+      st.TextRef(3, cr.secret_hash);
+      st.TextRef(4, cr.owner);
+      st.TextRef(5, cr.name);
+      st.TextRef(6, cr.role);
+      st.Time(7, cr.created_at);
+      st.OptTime(8, cr.expires_at);
+      st.OptTime(9, cr.last_used_at);
+      st.OptTime(10, cr.revoked_at);
+      int rc = st.Step();
+      if (rc == SQLITE_DONE) return Status::Ok();
+      if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return OwnerMissing(cr);
+      if (CodeFor(rc) != ErrorCode::kAlreadyExists) {
+        return SqliteStatus(rc, c_.db(), fmt::format("inserting credential {}", cr.id));
+      }
+    }
+    // Which key was taken (never naming the hash: it stands for a secret).
+    Result<CredentialRecord> same_id = GetCredential(cr.id);
+    if (!same_id.ok() && same_id.status().code() != ErrorCode::kNotFound) return same_id.status();
+    return CredentialExists(cr, same_id.ok());
+  }
+
+  Result<CredentialRecord> FindCredentialByHash(std::string_view secret_hash) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateCredentialHash(secret_hash));
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM credentials WHERE secret_hash = ?1", kCredentialColumns);
+    return ReadOneCredential(kSql, secret_hash, "");
+  }
+
+  Result<CredentialRecord> GetCredential(std::string_view id) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateCredentialId(id));
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM credentials WHERE id = ?1", kCredentialColumns);
+    return ReadOneCredential(kSql, id, id);
+  }
+
+  Result<std::vector<CredentialRecord>> ListCredentials(CredentialKind kind,
+                                                        std::string_view owner) override {
+    static const std::string kAll = fmt::format(
+        "SELECT {} FROM credentials WHERE kind = ?1 ORDER BY created_at, id", kCredentialColumns);
+    static const std::string kOfOwner = fmt::format(
+        "SELECT {} FROM credentials WHERE kind = ?1 AND owner = ?2 ORDER BY created_at, id",
+        kCredentialColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(owner.empty() ? kAll : kOfOwner));
+    Stmt st(raw);
+    st.TextRef(1, ToString(kind));
+    if (!owner.empty()) st.TextRef(2, owner);
+    std::vector<CredentialRecord> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      AUTOMAN_ASSIGN_OR_RETURN(CredentialRecord c, ReadCredential(st));
+      out.push_back(std::move(c));
+    }
+    if (rc != SQLITE_DONE) {
+      return SqliteStatus(rc, c_.db(), fmt::format("listing {} credentials", ToString(kind)));
+    }
+    return out;
+  }
+
+  Status UpdateCredential(const CredentialRecord& cr) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("UpdateCredential"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateCredentialId(cr.id));
+    AUTOMAN_ASSIGN_OR_RETURN(
+        sqlite3_stmt * raw,
+        c_.Prepare("UPDATE credentials SET name = ?2, role = ?3, expires_at = ?4, "
+                   "last_used_at = ?5, revoked_at = ?6 WHERE id = ?1"));
+    Stmt st(raw);
+    st.TextRef(1, cr.id);
+    st.TextRef(2, cr.name);
+    st.TextRef(3, cr.role);
+    st.OptTime(4, cr.expires_at);
+    st.OptTime(5, cr.last_used_at);
+    st.OptTime(6, cr.revoked_at);
+    int rc = st.Step();
+    if (rc != SQLITE_DONE) {
+      return SqliteStatus(rc, c_.db(), fmt::format("updating credential {}", cr.id));
+    }
+    if (sqlite3_changes(c_.db()) == 0) return CredentialMissing(cr.id);
+    return Status::Ok();
+  }
+
+  Result<int64_t> PurgeCredentials(Timestamp before) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("PurgeCredentials"));
+    AUTOMAN_ASSIGN_OR_RETURN(
+        sqlite3_stmt * raw,
+        c_.Prepare("DELETE FROM credentials WHERE expires_at < ?1 OR revoked_at < ?1"));
+    Stmt st(raw);
+    st.Time(1, before);
+    int rc = st.Step();
+    if (rc != SQLITE_DONE) return SqliteStatus(rc, c_.db(), "purging credentials");
+    return static_cast<int64_t>(sqlite3_changes(c_.db()));
+  }
+
+  Status PutSecret(const SecretRecord& s) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("PutSecret"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateSecret(s));
+    static const std::string kSql = fmt::format(
+        "INSERT INTO secrets ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+        "ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, "
+        "description = excluded.description, updated_at = excluded.updated_at, "
+        "updated_by = excluded.updated_by",
+        kSecretColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    st.TextRef(1, s.name);
+    st.BlobRef(2, s.sealed);
+    st.TextRef(3, s.description);
+    st.Time(4, s.created_at);
+    st.Time(5, s.updated_at);
+    st.TextRef(6, s.updated_by);
+    int rc = st.Step();
+    if (rc != SQLITE_DONE) {
+      return SqliteStatus(rc, c_.db(), fmt::format("storing secret {}", s.name));
+    }
+    return Status::Ok();
+  }
+
+  Result<SecretRecord> GetSecret(std::string_view name) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateSecretName(name));
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM secrets WHERE name = ?1", kSecretColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    st.TextRef(1, name);
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) return SecretMissing(name);
+    if (rc != SQLITE_ROW) return SqliteStatus(rc, c_.db(), fmt::format("reading secret {}", name));
+    return ReadSecret(st);
+  }
+
+  Result<std::vector<SecretRecord>> ListSecrets() override {
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM secrets ORDER BY name", kSecretColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    std::vector<SecretRecord> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadSecret(st));
+    if (rc != SQLITE_DONE) return SqliteStatus(rc, c_.db(), "listing secrets");
+    return out;
+  }
+
+  Status DeleteSecret(std::string_view name) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("DeleteSecret"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateSecretName(name));
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare("DELETE FROM secrets WHERE name = ?1"));
+    Stmt st(raw);
+    st.TextRef(1, name);
+    int rc = st.Step();
+    if (rc != SQLITE_DONE) {
+      return SqliteStatus(rc, c_.db(), fmt::format("deleting secret {}", name));
+    }
+    if (sqlite3_changes(c_.db()) == 0) return SecretMissing(name);
+    return Status::Ok();
+  }
+
+  Result<std::optional<AuditRecord>> LastAudit() override {
+    static const std::string kSql =
+        fmt::format("SELECT {} FROM audit ORDER BY seq DESC LIMIT 1", kAuditColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) return std::optional<AuditRecord>();
+    if (rc != SQLITE_ROW) return SqliteStatus(rc, c_.db(), "reading the last audit entry");
+    return std::optional<AuditRecord>(ReadAudit(st));
+  }
+
+  Status AppendAudit(const AuditRecord& e) override {
+    AUTOMAN_RETURN_IF_ERROR(RequireWrite("AppendAudit"));
+    AUTOMAN_RETURN_IF_ERROR(ValidateAudit(e));
+    static const std::string kSql = fmt::format(
+        "INSERT INTO audit ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", kAuditColumns);
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(kSql));
+    Stmt st(raw);
+    st.Int(1, e.seq);
+    st.Time(2, e.at);
+    st.TextRef(3, e.actor);
+    st.TextRef(4, e.action);
+    st.TextRef(5, e.target);
+    st.TextRef(6, e.outcome);
+    st.TextRef(7, e.remote);
+    st.TextRef(8, e.details_json);
+    st.TextRef(9, e.hash);
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) return Status::Ok();
+    if (CodeFor(rc) == ErrorCode::kAlreadyExists) return AuditExists(e.seq);
+    return SqliteStatus(rc, c_.db(), fmt::format("appending audit entry {}", e.seq));
+  }
+
+  // The statement text depends on which filters are set (a few dozen variants, each
+  // cached). An action prefix "p." is the byte range ["p.", "p/"), so the index on
+  // (action, seq) serves it and no LIKE wildcard needs escaping.
+  Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& f) override {
+    AUTOMAN_RETURN_IF_ERROR(ValidateAuditFilter(f));
+    std::string sql = fmt::format("SELECT {} FROM audit WHERE seq > ?1", kAuditColumns);
+    int n = 1;
+    auto cond = [&](std::string_view text) {
+      sql += fmt::format(" AND {} ?{}", text, ++n);
+      return n;
+    };
+    const int actor = f.actor ? cond("actor =") : 0;
+    const bool prefix = f.action && f.action->ends_with('.');
+    const int action = f.action ? cond(prefix ? "action >=" : "action =") : 0;
+    const int action_end = prefix ? cond("action <") : 0;
+    const int since = f.since ? cond("at >=") : 0;
+    const int until = f.until ? cond("at <") : 0;
+    sql += fmt::format(" ORDER BY seq LIMIT ?{}", ++n);
+    const std::string end = prefix ? PrefixEnd(*f.action) : std::string();
+
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(sql));
+    Stmt st(raw);
+    st.Int(1, f.after_seq);
+    if (actor) st.TextRef(actor, *f.actor);
+    if (action) st.TextRef(action, *f.action);
+    if (action_end) st.TextRef(action_end, end);
+    if (since) st.Time(since, *f.since);
+    if (until) st.Time(until, *f.until);
+    st.Int(n, f.limit);
+    std::vector<AuditRecord> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadAudit(st));
+    if (rc != SQLITE_DONE) return SqliteStatus(rc, c_.db(), "listing audit entries");
+    return out;
+  }
+
  private:
+  // One credential by a key; `id` names it in the kNotFound message ("" for a hash).
+  Result<CredentialRecord> ReadOneCredential(const std::string& sql, std::string_view key,
+                                             std::string_view id) {
+    AUTOMAN_ASSIGN_OR_RETURN(sqlite3_stmt * raw, c_.Prepare(sql));
+    Stmt st(raw);
+    st.TextRef(1, key);
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) {
+      if (id.empty()) return Error(ErrorCode::kNotFound, "no credential has this secret hash");
+      return CredentialMissing(id);
+    }
+    if (rc != SQLITE_ROW) return SqliteStatus(rc, c_.db(), "reading a credential");
+    return ReadCredential(st);
+  }
+
+  Status CredentialMissing(std::string_view id) const {
+    return Error(ErrorCode::kNotFound, "credential {} does not exist", id);
+  }
+
+  Status OwnerMissing(const CredentialRecord& c) const {
+    return Error(ErrorCode::kNotFound, "credential {}: owner {} is not a user", c.id, c.owner);
+  }
+
+  Status CredentialExists(const CredentialRecord& c, bool same_id) const {
+    if (same_id) return Error(ErrorCode::kAlreadyExists, "credential {} already exists", c.id);
+    return Error(ErrorCode::kAlreadyExists,
+                 "credential {}: another credential has the same secret hash", c.id);
+  }
+
+  Status SecretMissing(std::string_view name) const {
+    return Error(ErrorCode::kNotFound, "secret {} does not exist", name);
+  }
+
+  Status AuditExists(int64_t seq) const {
+    return Error(ErrorCode::kAlreadyExists, "audit entry {} already exists", seq);
+  }
+
   Status BumpSchedulesRevision() {
     return c_.Exec("UPDATE schedule_revision SET revision = revision + 1 WHERE id = 1")
         .WithContext("bumping the schedules revision");
