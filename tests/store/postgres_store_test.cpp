@@ -28,6 +28,10 @@ INSTANTIATE_TEST_SUITE_P(Postgres, StoreQueueConformanceTest,
 INSTANTIATE_TEST_SUITE_P(Postgres, StoreScheduleConformanceTest,
                          ::testing::Values(StoreBackend{"schema", OpenFreshPostgres, PgUrlOf}),
                          StoreBackendName);
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreSecurityConformanceTest,
+                         ::testing::Values(StoreBackend{"schema", OpenFreshPostgres, PgUrlOf,
+                                                        PgRawExec}),
+                         StoreBackendName);
 
 class PostgresStoreTest : public StoreTest {};
 

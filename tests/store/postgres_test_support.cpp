@@ -162,6 +162,30 @@ std::string PgUrlOf(const Store& store) {
   return it != Opened().urls.end() ? it->second : std::string();
 }
 
+Status PgRawExec(const Store& store, const std::string& sql) {
+  const std::string url = PgUrlOf(store);
+  if (url.empty()) return Error(ErrorCode::kInvalidArgument, "not a store of OpenFreshPostgres");
+  PGconn* conn = PQconnectdb(url.c_str());
+  Status out;
+  if (PQstatus(conn) != CONNECTION_OK) {
+    out =
+        Error(ErrorCode::kUnavailable, "connecting to the test cluster: {}", PQerrorMessage(conn));
+  } else {
+    PQsetNoticeProcessor(
+        conn, [](void*, const char*) {}, nullptr);
+    PGresult* r = PQexec(conn, sql.c_str());
+    const ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      out = Error(ErrorCode::kInternal, "{}: {} (SQLSTATE {})", sql, PQerrorMessage(conn),
+                  state != nullptr ? state : "?");
+    }
+    PQclear(r);
+  }
+  PQfinish(conn);
+  return out;
+}
+
 int ClosedPort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

@@ -30,6 +30,10 @@ Result<std::unique_ptr<Store>> OpenFreshPostgres();
 // The URL OpenFreshPostgres opened `store` with ("" for a store it did not open): the
 // StoreBackend::url_of of the PostgreSQL backend.
 std::string PgUrlOf(const Store& store);
+// Runs `sql` on the schema of a store OpenFreshPostgres opened, through a connection of
+// its own (the StoreBackend::raw_exec of the PostgreSQL backend); the server's error if it
+// fails.
+Status PgRawExec(const Store& store, const std::string& sql);
 // A port on 127.0.0.1 nothing listens on.
 int ClosedPort();
 

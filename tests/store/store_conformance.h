@@ -13,10 +13,12 @@
 //   INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConcurrencyTest, ..., StoreBackendName);
 //
 // store_conformance_schedules.cpp (schedules, the fire ledger, leadership) instantiates
-// StoreScheduleConformanceTest the same way.
+// StoreScheduleConformanceTest the same way, store_conformance_security.cpp (users,
+// credentials, secrets, the audit trail) StoreSecurityConformanceTest.
 //
 // The suite uses only the public Store API and values every backend must be able to
-// store (valid UTF-8 text without NUL characters).
+// store (valid UTF-8 text without NUL characters; any bytes in SecretRecord::sealed),
+// except the tests that use StoreBackend::raw_exec.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -45,6 +47,10 @@ struct StoreBackend {
   // another Store or another process would. Unset when a store's data is private to its
   // Store object (sqlite::memory:); the tests that need it are skipped then.
   std::function<std::string(const Store&)> url_of;
+  // Runs `sql` on the data of a store `open` returned, behind the store's back (a
+  // connection of the backend's own client library), for the tests of what the schema
+  // itself refuses. Returns the error the database gave. Unset: those tests are skipped.
+  std::function<Status(const Store&, const std::string& sql)> raw_exec;
 };
 
 inline void PrintTo(const StoreBackend& b, std::ostream* os) { *os << b.name; }
@@ -142,6 +148,33 @@ class StoreScheduleConformanceTest : public StoreConformanceTest {
   // A second Store on this test's data (GetParam().url_of), or null when the backend has
   // no shareable data.
   std::unique_ptr<Store> OpenSecond();
+};
+
+// Users, credentials, secrets and the audit trail (store_conformance_security.cpp).
+// Instantiated like StoreConformanceTest; give the backend a `raw_exec` for the tests of
+// the schema's own refusals (the audit table's triggers, the owner's cascade).
+class StoreSecurityConformanceTest : public StoreConformanceTest {
+ protected:
+  // Each in its own transaction.
+  Status PutUser(const UserRecord& u);
+  Result<UserRecord> GetUser(const std::string& username);
+  Result<std::vector<UserRecord>> ListUsers();
+  Status InsertCredential(const CredentialRecord& c);
+  Result<CredentialRecord> GetCredential(const std::string& id);
+  Result<CredentialRecord> FindCredential(const std::string& secret_hash);
+  Result<std::vector<CredentialRecord>> ListCredentials(CredentialKind kind,
+                                                        const std::string& owner = "");
+  Status UpdateCredential(const CredentialRecord& c);
+  Result<int64_t> PurgeCredentials(Timestamp before);
+  Status PutSecret(const SecretRecord& s);
+  Result<SecretRecord> GetSecret(const std::string& name);
+  Result<std::vector<SecretRecord>> ListSecrets();
+  Status DeleteSecret(const std::string& name);
+  Result<std::optional<AuditRecord>> LastAudit();
+  Status AppendAudit(const AuditRecord& e);
+  Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& f);
+  // The seqs ListAudit returns.
+  Result<std::vector<int64_t>> AuditSeqs(const AuditFilter& f);
 };
 
 // Threads sharing one Store (a separate suite so it can carry the `concurrency` label).
