@@ -28,6 +28,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "RESOURCE_EXHAUSTED";
     case ErrorCode::kPermissionDenied:
       return "PERMISSION_DENIED";
+    case ErrorCode::kUnauthenticated:
+      return "UNAUTHENTICATED";
     case ErrorCode::kDataLoss:
       return "DATA_LOSS";
     case ErrorCode::kInternal:

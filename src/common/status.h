@@ -27,6 +27,7 @@ enum class ErrorCode {
   kCancelled,
   kResourceExhausted,
   kPermissionDenied,
+  kUnauthenticated,  // no valid credentials were given
   kDataLoss,
   kInternal,
 };
