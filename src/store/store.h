@@ -348,8 +348,10 @@ class StoreTx {
   // Of one kind; `owner` "" for every owner. Oldest first.
   virtual Result<std::vector<CredentialRecord>> ListCredentials(CredentialKind kind,
                                                                 std::string_view owner) = 0;
-  // Replaces last_used_at, expires_at, revoked_at, role and name of the credential `c.id`
-  // (kNotFound when there is none); the secret hash, owner and kind never change.
+  // Replaces last_used_at, expires_at, role and name of the credential `c.id` and sets
+  // revoked_at if it is not set yet (a revocation is never undone, also not by a writer
+  // holding an older copy); kNotFound when there is none. The secret hash, owner and kind
+  // never change.
   virtual Status UpdateCredential(const CredentialRecord& c) = 0;
   // Deletes credentials that expired or were revoked before `before`; returns how many.
   virtual Result<int64_t> PurgeCredentials(Timestamp before) = 0;

@@ -448,6 +448,15 @@ TEST_P(StoreSecurityConformanceTest, UpdateCredentialChangesOnlyItsMutableFields
   ASSERT_OK(sessions);
   EXPECT_TRUE(sessions->empty());
 
+  // A writer holding an older copy (no revoked_at) never undoes the revocation.
+  CredentialRecord stale = c;
+  stale.last_used_at = At(50);
+  ASSERT_OK(UpdateCredential(stale));
+  auto after = GetCredential("tok-1");
+  ASSERT_OK(after);
+  EXPECT_EQ(after->revoked_at, At(41));
+  EXPECT_EQ(after->last_used_at, At(50));
+
   // Touching last use alone, as every authenticated request may.
   want.last_used_at = At(60);
   ASSERT_OK(UpdateCredential(want));

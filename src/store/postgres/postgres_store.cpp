@@ -1711,7 +1711,7 @@ class PostgresTx final : public StoreTx {
     p.OptTime(cr.revoked_at);
     AUTOMAN_ASSIGN_OR_RETURN(
         PgResult r, c_.Exec("UPDATE credentials SET name = $2, role = $3, expires_at = $4, "
-                            "last_used_at = $5, revoked_at = $6 WHERE id = $1",
+                            "last_used_at = $5, revoked_at = COALESCE(revoked_at, $6) WHERE id = $1",
                             p, fmt::format("updating credential {}", cr.id)));
     if (Affected(r.get()) == 0) {
       return Error(ErrorCode::kNotFound, "credential {} does not exist", cr.id);

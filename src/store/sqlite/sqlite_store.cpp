@@ -1647,7 +1647,7 @@ class SqliteTx final : public StoreTx {
     AUTOMAN_ASSIGN_OR_RETURN(
         sqlite3_stmt * raw,
         c_.Prepare("UPDATE credentials SET name = ?2, role = ?3, expires_at = ?4, "
-                   "last_used_at = ?5, revoked_at = ?6 WHERE id = ?1"));
+                   "last_used_at = ?5, revoked_at = COALESCE(revoked_at, ?6) WHERE id = ?1"));
     Stmt st(raw);
     st.TextRef(1, cr.id);
     st.TextRef(2, cr.name);
