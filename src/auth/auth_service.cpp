@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 #include "common/ids.h"
@@ -259,7 +260,29 @@ Result<std::shared_ptr<const Subject>> AuthService::Load(const CredentialRecord&
     }
     s->role = narrower->name;
     s->permissions = narrower->permissions.Intersect(owner_role->permissions);
-    s->categories = narrower->categories.empty() ? owner_role->categories : narrower->categories;
+    if (narrower->categories.empty() || owner_role->categories.empty()) {
+      s->categories = narrower->categories.empty() ? owner_role->categories : narrower->categories;
+    } else {
+      // Both limit runs.execute: only the categories both allow.
+      s->categories.clear();
+      for (const std::string& c : narrower->categories) {
+        if (std::find(owner_role->categories.begin(), owner_role->categories.end(), c) !=
+            owner_role->categories.end()) {
+          s->categories.push_back(c);
+        }
+      }
+      if (s->categories.empty()) {
+        // No common category; an empty list would mean "every category", so the token
+        // may execute nothing.
+        PermissionSet no_execute;
+        for (Permission p : AllPermissions()) {
+          if (p != Permission::kRunsExecute && p != Permission::kRunsExecuteDangerous) {
+            no_execute.Add(p);
+          }
+        }
+        s->permissions = s->permissions.Intersect(no_execute);
+      }
+    }
   }
   s->kind = c.kind;
   s->credential_id = c.id;
@@ -524,8 +547,10 @@ Result<IssuedToken> AuthService::IssueToken(const Subject& owner, std::string_vi
     return Status(ErrorCode::kInvalidArgument,
                   "a token name must be 1..64 of a-z 0-9 . _ -, starting with a letter or digit");
   }
-  std::string granted;
-  if (!role.empty() && role != owner.role) {
+  // The role the token gets: `owner`'s own unless a narrower one is asked for. (`owner` may
+  // itself be a narrower token of its user: its role, not the user's, is the ceiling.)
+  std::string granted = role.empty() ? owner.role : std::string(role);
+  if (granted != owner.role) {
     const Role* r = roles_.Find(role);
     if (r == nullptr)
       return Status(ErrorCode::kInvalidArgument, fmt::format("no role \"{}\"", role));
@@ -533,7 +558,6 @@ Result<IssuedToken> AuthService::IssueToken(const Subject& owner, std::string_vi
       return Status(ErrorCode::kPermissionDenied,
                     fmt::format("role \"{}\" has permissions you do not have", role));
     }
-    granted = std::string(role);
   }
   const Duration life = ttl.value_or(options_.token_default_ttl);
   if (life <= Duration::zero() || life > options_.token_max_ttl) {
@@ -551,14 +575,15 @@ Result<IssuedToken> AuthService::IssueToken(const Subject& owner, std::string_vi
   t.record.secret_hash = Sha256Hex(t.secret);
   t.record.owner = owner.username;
   t.record.name = std::string(name);
-  t.record.role = granted;
   t.record.created_at = now;
   t.record.expires_at = now + life;
   AUTOMAN_RETURN_IF_ERROR(store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(UserRecord user, tx.GetUser(owner.username));
+    // "" follows the user's role; anything else stays that role (intersected at use).
+    t.record.role = granted == user.role ? std::string() : granted;
     AUTOMAN_RETURN_IF_ERROR(tx.InsertCredential(t.record));
     return Audit(tx, actor, "token.issue", "token/" + t.record.id, "ok",
-                 Details({{"name", json::value(t.record.name)},
-                          {"role", json::value(granted.empty() ? owner.role : granted)}}));
+                 Details({{"name", json::value(t.record.name)}, {"role", json::value(granted)}}));
   }));
   return t;
 }

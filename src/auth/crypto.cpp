@@ -102,14 +102,21 @@ Result<std::string> HashPassword(std::string_view password, const PasswordCost& 
 
 bool VerifyPassword(std::string_view phc, std::string_view password) {
   EnsureInit();
-  if (phc.empty() || phc.size() >= crypto_pwhash_STRBYTES) return false;
+  // An embedded NUL would hide what follows it from libsodium (a C string): malformed.
+  if (phc.empty() || phc.size() >= crypto_pwhash_STRBYTES ||
+      phc.find('\0') != std::string_view::npos) {
+    return false;
+  }
   const std::string z(phc);  // NUL-terminated
   return crypto_pwhash_str_verify(z.c_str(), password.data(), password.size()) == 0;
 }
 
 bool PasswordNeedsRehash(std::string_view phc, const PasswordCost& cost) {
   EnsureInit();
-  if (phc.empty() || phc.size() >= crypto_pwhash_STRBYTES) return true;
+  if (phc.empty() || phc.size() >= crypto_pwhash_STRBYTES ||
+      phc.find('\0') != std::string_view::npos) {
+    return true;
+  }
   const std::string z(phc);
   return crypto_pwhash_str_needs_rehash(z.c_str(), cost.ops, cost.mem_bytes) != 0;
 }
