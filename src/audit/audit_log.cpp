@@ -90,29 +90,39 @@ Result<AuditRecord> AuditLog::MakeRecord(AuditEvent event) const {
 }
 
 Status AuditLog::Append(StoreTx& tx, AuditEvent event) {
+  return AppendInTx(tx, std::move(event)).status();
+}
+
+Result<int64_t> AuditLog::AppendInTx(StoreTx& tx, AuditEvent event) {
   AUTOMAN_ASSIGN_OR_RETURN(AuditRecord r, MakeRecord(std::move(event)));
   AUTOMAN_RETURN_IF_ERROR(tx.LockKey("audit"));
   AUTOMAN_ASSIGN_OR_RETURN(std::optional<AuditRecord> last, tx.LastAudit());
   r.seq = last ? last->seq + 1 : 1;
   r.at = clock_.Now();
   r.hash = EntryHash(key_, last ? std::string_view(last->hash) : kGenesisHash, r);
-  return tx.AppendAudit(r);
+  AUTOMAN_RETURN_IF_ERROR(tx.AppendAudit(r));
+  return r.seq;
 }
 
 Status AuditLog::Append(AuditEvent event) {
-  AUTOMAN_RETURN_IF_ERROR(
-      store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) { return Append(tx, event); }));
+  int64_t seq = 0;
+  AUTOMAN_RETURN_IF_ERROR(store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(seq, AppendInTx(tx, event));
+    return Status::Ok();
+  }));
   if (!options_.head_path.empty()) {
-    Status st = Checkpoint();
+    Status st = CheckpointCovering(seq);
     if (!st.ok()) {
-      std::fprintf(stderr, "audit: the entry is committed, but the head was not advanced: %s\n",
-                   st.ToString().c_str());
+      std::fprintf(stderr, "audit: entry %lld is committed, but the head was not advanced: %s\n",
+                   static_cast<long long>(seq), st.ToString().c_str());
     }
   }
   return Status::Ok();
 }
 
-Status AuditLog::Checkpoint() {
+Status AuditLog::Checkpoint() { return CheckpointCovering(std::nullopt); }
+
+Status AuditLog::CheckpointCovering(std::optional<int64_t> seq) {
   if (options_.head_path.empty()) return Status::Ok();
   Status st = [&]() -> Status {
     HeadFileLock lock(options_.head_path);
@@ -152,7 +162,9 @@ Status AuditLog::Checkpoint() {
                      "grown again; the head is kept as evidence",
                      head->seq);
       }
-      if (last->seq == head->seq) return Status::Ok();
+      // Group commit of the head: while this thread waited for the lock, another one may
+      // have anchored this entry already; newer entries are their appenders' to anchor.
+      if (last->seq == head->seq || (seq && head->seq >= *seq)) return Status::Ok();
     }
     return WriteHeadFile(options_.head_path, key_, HeadAnchor{last->seq, last->hash},
                          options_.sync_head);

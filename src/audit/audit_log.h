@@ -27,10 +27,13 @@
 //   across threads and processes by an flock on "<head>.lock".
 // - Cost per Append(event), SQLite with Durability::kFull: one write transaction (its
 //   commit's fsync, shared by group commit) plus the head update (a read transaction, a
-//   small file written, fsynced and renamed). See README.md for numbers.
+//   small file written, fsynced and renamed; one head write serves every append that
+//   committed before it). See README.md for numbers.
 #pragma once
 
+#include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,7 +58,7 @@ struct AuditLogOptions {
   // The head file (head.h), e.g. DATA/audit.head. "" = none: Verify then cannot detect
   // removal of the newest entries.
   std::string head_path;
-  // fsync the head file and its directory on every update (WriteHeadFile's `sync`).
+  // fsync the new head file before it replaces the old one (WriteHeadFile's `sync`).
   bool sync_head = true;
 };
 
@@ -92,6 +95,11 @@ class AuditLog {
 
  private:
   Result<AuditRecord> MakeRecord(AuditEvent event) const;
+  Result<int64_t> AppendInTx(StoreTx& tx, AuditEvent event);  // the new entry's seq
+  // Checkpoint(), except that the head file is not rewritten when it already covers
+  // entry `seq` (a concurrent appender anchored it): one head write serves a whole group
+  // of concurrent appends, as one fsync serves a group commit.
+  Status CheckpointCovering(std::optional<int64_t> seq);
 
   Store& store_;
   AuditKey key_;

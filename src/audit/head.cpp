@@ -21,13 +21,6 @@ std::string MacInput(const HeadAnchor& head) {
   return fmt::format("{}\n{}\n{}", kMagic, head.seq, head.hash);
 }
 
-std::string DirOf(const std::string& path) {
-  auto slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
 Status IoError(std::string_view what, const std::string& path, int err) {
   return Error(err == EACCES || err == EPERM ? ErrorCode::kPermissionDenied : ErrorCode::kInternal,
                "{} {}: {}", what, path, ErrnoText(err));
@@ -124,14 +117,6 @@ Status WriteHeadFile(const std::string& path, const AuditKey& key, const HeadAnc
   if (!st.ok()) {
     ::unlink(tmp.c_str());
     return st.WithContext("writing the audit head");
-  }
-  if (sync) {
-    const std::string dir = DirOf(path);
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);  // best effort: the rename is atomic either way
-      ::close(dfd);
-    }
   }
   return Status::Ok();
 }

@@ -41,12 +41,16 @@ std::string FormatHeadFile(const AuditKey& key, const HeadAnchor& head);
 Result<HeadAnchor> ParseHeadFile(const AuditKey& key, std::string_view text);
 
 // Reads the head file at `path`: nullopt when it does not exist; kDataLoss as above;
-// kUnavailable/kInternal for an I/O error.
+// kPermissionDenied/kInternal for an I/O error.
 Result<std::optional<HeadAnchor>> ReadHeadFile(const std::string& path, const AuditKey& key);
-// Replaces the head file atomically (see above). `sync`: fsync the file before the
-// rename and the directory after it (durable on power loss); without it a power loss may
-// leave the previous head, never a torn one on journaling file systems that order data
-// before renames (ext4's default). Not serialised: AuditLog holds a lock around it.
+// Replaces the head file atomically (see above). `sync`: fsync the new file before the
+// rename, so a power loss leaves the old head or the new one, never an empty or torn file
+// (on any file system). The directory is not fsynced: after a power loss the rename may
+// be undone, leaving the previous head, which anchors fewer entries but is never wrong
+// (a lagging head is accepted by Verify; one fsync per write instead of two). Without
+// `sync`, file systems that do not order data before renames (ext4 does, by default) may
+// leave an empty file after a power loss, which Verify reports as "anchor".
+// Not serialised: AuditLog holds a lock around it.
 Status WriteHeadFile(const std::string& path, const AuditKey& key, const HeadAnchor& head,
                      bool sync);
 
