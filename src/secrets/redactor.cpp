@@ -132,6 +132,22 @@ std::string Redactor::Redact(std::string_view text) const {
   return out;
 }
 
+std::vector<Redactor::Range> Redactor::Find(std::string_view text) const {
+  std::vector<Range> ranges;
+  if (empty()) return ranges;
+  secrets_detail::Scanner scanner(core_, std::min(longest_pattern(), text.size()) + 2);
+  std::vector<std::pair<uint64_t, uint64_t>> found;
+  scanner.RecordRanges(&found);
+  std::string out;
+  scanner.Write(text, &out);
+  scanner.Flush(&out);
+  ranges.reserve(found.size());
+  for (const auto& [begin, end] : found) {
+    ranges.push_back(Range{static_cast<size_t>(begin), static_cast<size_t>(end)});
+  }
+  return ranges;
+}
+
 bool Redactor::empty() const { return core_->secret_count == 0; }
 size_t Redactor::secret_count() const { return core_->secret_count; }
 size_t Redactor::skipped_count() const { return core_->skipped_count; }

@@ -80,6 +80,15 @@ class Redactor {
   // The text with every match replaced. Same as a RedactingStream's writes plus Flush().
   std::string Redact(std::string_view text) const;
 
+  // The input ranges Redact(text) replaces, each by one replacement: sorted, disjoint and
+  // not adjacent. For counting or locating redactions, and for tests.
+  struct Range {
+    size_t begin;
+    size_t end;  // exclusive
+    bool operator==(const Range&) const = default;
+  };
+  std::vector<Range> Find(std::string_view text) const;
+
   bool empty() const;            // no redactable secret: everything passes through
   size_t secret_count() const;   // distinct secrets redacted
   size_t skipped_count() const;  // values ignored as shorter than kMinSecretBytes

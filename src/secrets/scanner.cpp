@@ -127,6 +127,9 @@ void Scanner::Advance(uint64_t frontier, std::string* out) {
       if (!iv.emitted) {
         out->append(core_->replacement);
         iv.emitted = true;
+        if (ranges_) ranges_->emplace_back(iv.start, iv.end + 1);
+      } else if (ranges_) {
+        ranges_->back().second = iv.end + 1;  // the last emitted interval may have grown
       }
       emitted_ = std::max(emitted_, std::min(iv.end + 1, pos_));
       if (iv.end + 1 >= frontier) break;

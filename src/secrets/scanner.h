@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "secrets/aho_corasick.h"
@@ -300,6 +301,9 @@ class Scanner {
   void Flush(std::string* out);
   size_t held_bytes() const { return static_cast<size_t>(pos_ - emitted_); }
 
+  // Also records each replaced input range [begin, end) here, as it is emitted.
+  void RecordRanges(std::vector<std::pair<uint64_t, uint64_t>>* ranges) { ranges_ = ranges; }
+
  private:
   void Feed(uint8_t b);
   uint64_t Frontier() const;
@@ -317,6 +321,7 @@ class Scanner {
   uint64_t emitted_ = 0;  // input bytes emitted or swallowed by a replacement
   std::string buffer_;    // input bytes [buffer_start_, pos_)
   uint64_t buffer_start_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>>* ranges_ = nullptr;
 };
 
 }  // namespace automan::secrets_detail

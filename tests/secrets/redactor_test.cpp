@@ -382,7 +382,18 @@ void ExpectNoLeak(std::string_view out, const std::vector<std::string>& needles,
 
 struct Case {
   std::string text;
-  std::vector<std::string> needles;  // must not survive
+  std::vector<std::string> needles;         // must not occur in the output
+  std::vector<Redactor::Range> must_cover;  // input ranges that must be redacted
+
+  Case& Plain(std::string_view piece) {
+    text += piece;
+    return *this;
+  }
+  Case& Covered(std::string_view piece) {
+    must_cover.push_back({text.size(), text.size() + piece.size()});
+    text += piece;
+    return *this;
+  }
 };
 
 struct Form {
@@ -391,17 +402,20 @@ struct Form {
 };
 
 // Each encoded form of `secret`, embedded in surrounding text the way it occurs in output:
-// the encoder applied to a longer value around the secret, inside ordinary text.
+// the encoder applied to a longer value around the secret, inside ordinary text. The
+// secret's part of the encoding must be covered by a redacted range.
 std::vector<Form> Forms() {
   std::vector<Form> forms;
   forms.push_back({"raw", [](const std::string& s, Rng& rng) {
-                     return Case{Quiet(rng) + s + Quiet(rng), {s}};
+                     Case c{.needles = {s}};
+                     return c.Plain(Quiet(rng)).Covered(s).Plain(Quiet(rng));
                    }});
   for (const bool upper : {false, true}) {
     forms.push_back(
         {upper ? "hex-upper" : "hex-lower", [upper](const std::string& s, Rng& rng) {
-           const std::string p = RandomBytes(rng, Uniform(rng, 0, 4));
-           return Case{Quiet(rng) + HexEnc(p + s, upper) + Quiet(rng), {HexEnc(s, upper)}};
+           Case c{.needles = {HexEnc(s, upper)}};
+           c.Plain(Quiet(rng)).Plain(HexEnc(RandomBytes(rng, Uniform(rng, 0, 4)), upper));
+           return c.Covered(HexEnc(s, upper)).Plain(Quiet(rng));
          }});
   }
   for (const bool url : {false, true}) {
@@ -410,7 +424,8 @@ std::vector<Form> Forms() {
                            : (pad ? "base64-alone-padded" : "base64-alone"),
                        [url, pad](const std::string& s, Rng& rng) {
                          const std::string b = B64Enc(s, url, pad);
-                         return Case{Quiet(rng) + b + Quiet(rng), {b}};
+                         Case c{.needles = {b}};
+                         return c.Plain(Quiet(rng)).Covered(b).Plain(Quiet(rng));
                        }});
     }
     forms.push_back(
@@ -418,7 +433,11 @@ std::vector<Form> Forms() {
            const std::string p = RandomBytes(rng, Uniform(rng, 0, 7));
            const std::string q = RandomBytes(rng, Uniform(rng, 0, 7));
            const std::string blob = B64Enc(p + s + q, url, true);
-           return Case{Quiet(rng) + blob + Quiet(rng), {B64Touching(blob, p.size(), s.size())}};
+           const std::string touching = B64Touching(blob, p.size(), s.size());
+           const size_t first = (8 * p.size()) / 6;
+           Case c{.needles = {touching}};
+           c.Plain(Quiet(rng)).Plain(blob.substr(0, first)).Covered(touching);
+           return c.Plain(blob.substr(first + touching.size())).Plain(Quiet(rng));
          }});
   }
   for (const auto& [name, style] :
@@ -429,9 +448,9 @@ std::vector<Form> Forms() {
     forms.push_back({name, [style](const std::string& s, Rng& rng) {
                        const std::string p = FromTokens(rng, SecretTokens(), Uniform(rng, 0, 4));
                        const std::string q = FromTokens(rng, SecretTokens(), Uniform(rng, 0, 4));
-                       return Case{
-                           Quiet(rng) + "?token=" + PctEnc(p + s + q, style) + "&x=1" + Quiet(rng),
-                           {PctEnc(s, style)}};
+                       Case c{.needles = {PctEnc(s, style)}};
+                       c.Plain(Quiet(rng) + "?token=" + PctEnc(p, style)).Covered(PctEnc(s, style));
+                       return c.Plain(PctEnc(q, style) + "&x=1" + Quiet(rng));
                      }});
   }
   for (const auto& [name, style] :
@@ -442,12 +461,48 @@ std::vector<Form> Forms() {
     forms.push_back({name, [style](const std::string& s, Rng& rng) {
                        const std::string p = FromTokens(rng, SecretTokens(), Uniform(rng, 0, 4));
                        const std::string q = FromTokens(rng, SecretTokens(), Uniform(rng, 0, 4));
-                       return Case{Quiet(rng) + "{\"password\": \"" + JsonEnc(p + s + q, style) +
-                                       "\"}" + Quiet(rng),
-                                   {JsonEnc(s, style)}};
+                       Case c{.needles = {JsonEnc(s, style)}};
+                       c.Plain(Quiet(rng) + "{\"password\": \"" + JsonEnc(p, style));
+                       c.Covered(JsonEnc(s, style));
+                       return c.Plain(JsonEnc(q, style) + "\"}" + Quiet(rng));
                      }});
   }
   return forms;
+}
+
+// The text with `ranges` replaced, as Redact does it.
+std::string Apply(std::string_view text, const std::vector<Redactor::Range>& ranges,
+                  std::string_view replacement = "***") {
+  std::string out;
+  size_t at = 0;
+  for (const Redactor::Range& r : ranges) {
+    out.append(text.substr(at, r.begin - at));
+    out.append(replacement);
+    at = r.end;
+  }
+  out.append(text.substr(at));
+  return out;
+}
+
+// Find() agrees with Redact() and covers every range the case requires.
+void ExpectCovered(const Redactor& r, std::string_view text, const std::string& out,
+                   const std::vector<Redactor::Range>& must_cover) {
+  const std::vector<Redactor::Range> found = r.Find(text);
+  for (size_t i = 0; i < found.size(); ++i) {
+    ASSERT_LT(found[i].begin, found[i].end);
+    if (i > 0) {
+      ASSERT_GT(found[i].begin, found[i - 1].end) << "ranges overlap or touch";
+    }
+  }
+  ASSERT_EQ(Apply(text, found, r.replacement()), out) << "Find and Redact disagree";
+  for (const Redactor::Range& want : must_cover) {
+    const bool covered = std::any_of(found.begin(), found.end(), [&](const Redactor::Range& f) {
+      return f.begin <= want.begin && want.end <= f.end;
+    });
+    EXPECT_TRUE(covered) << "bytes [" << want.begin << ", " << want.end << ") "
+                         << Show(text.substr(want.begin, want.end - want.begin))
+                         << " not redacted\n  text: " << Show(text) << "\n  out:  " << Show(out);
+  }
 }
 
 // ---- Exact behaviour ------------------------------------------------------------------
@@ -501,6 +556,15 @@ TEST(RedactorTest, SecretThatIsAPrefixOfAnother) {
   stream.Write("efghx", &out);
   stream.Flush(&out);
   EXPECT_EQ(out, "x***x");
+}
+
+TEST(RedactorTest, FindReportsTheReplacedRanges) {
+  const Redactor r({"abcdef", "defghi", "hunter22"});
+  using R = Redactor::Range;
+  EXPECT_EQ(r.Find("xxabcdefghixx hunter22"), (std::vector<R>{{2, 11}, {14, 22}}));
+  EXPECT_EQ(r.Find("%68%75nter22."), (std::vector<R>{{0, 12}}));
+  EXPECT_EQ(r.Find("nothing"), std::vector<R>{});
+  EXPECT_EQ(Redactor().Find("hunter22"), std::vector<R>{});
 }
 
 TEST(RedactorTest, AdjacentMatchesBecomeOneReplacement) {
@@ -735,6 +799,7 @@ TEST(RedactorPropertyTest, EncodedFormsNeverSurviveAnySplit) {
       std::vector<std::string> needles = c.needles;
       needles.push_back(secret);
       ExpectNoLeak(out, needles, c.text, form.name);
+      ExpectCovered(r, c.text, out, c.must_cover);
       ExpectSplitInvariant(r, c.text, out, rng);
       if (::testing::Test::HasFailure()) return;
     }
@@ -760,11 +825,14 @@ TEST(RedactorPropertyTest, BinarySecretsInNoisyText) {
                                               PctEnc(secret, Pct::kAllUpper),
                                               PctEnc(secret, Pct::kAllLower),
                                               B64Touching(blob, p.size(), secret.size())};
-    std::string text = RandomBytes(rng, Uniform(rng, 0, 20));
-    for (const std::string& n : needles) text += n + RandomBytes(rng, Uniform(rng, 0, 6));
+    Case c;
+    c.Plain(RandomBytes(rng, Uniform(rng, 0, 20)));
+    for (const std::string& n : needles) c.Covered(n).Plain(RandomBytes(rng, Uniform(rng, 0, 6)));
+    const std::string& text = c.text;
     SCOPED_TRACE("round=" + std::to_string(round));
     const std::string out = r.Redact(text);
     ExpectNoLeak(out, needles, text, "noisy");
+    ExpectCovered(r, text, out, c.must_cover);
     ExpectSplitInvariant(r, text, out, rng, 2);
     if (::testing::Test::HasFailure()) return;
   }
@@ -852,16 +920,21 @@ TEST(RedactorPropertyTest, ThousandSecrets) {
   const std::vector<Form> forms = Forms();
   std::string text;
   std::vector<std::string> needles;
+  std::vector<Redactor::Range> must_cover;
   for (int i = 0; i < 200; ++i) {
     const std::string& s = secrets[Uniform(rng, 0, secrets.size() - 1)];
     const Form& form = forms[Uniform(rng, 0, forms.size() - 1)];
-    Case c = form.make(s, rng);
+    const Case c = form.make(s, rng);
+    for (const Redactor::Range& range : c.must_cover) {
+      must_cover.push_back({text.size() + range.begin, text.size() + range.end});
+    }
     text += c.text + "\n";
     needles.insert(needles.end(), c.needles.begin(), c.needles.end());
     needles.push_back(s);
   }
   const std::string out = r.Redact(text);
   ExpectNoLeak(out, needles, "(200 cases)", "thousand");
+  ExpectCovered(r, text, out, must_cover);
   std::vector<size_t> sizes;
   for (size_t total = 0; total < text.size(); total += sizes.back()) {
     sizes.push_back(Uniform(rng, 1, 300));
