@@ -694,6 +694,29 @@ TEST(AuditTamper, RollbackWithAnOldHeadIsOnlyCaughtByAnAnchorKeptElsewhere) {
   EXPECT_EQ(r.first_bad_seq, 8);
 }
 
+// An edited head is never overwritten by a checkpoint (it is evidence); deleting it is
+// the documented way to re-anchor, after which the next checkpoint writes a fresh one.
+TEST(AuditTamper, AnEditedHeadIsKeptUntilDeleted) {
+  AuditFixture f;
+  f.AppendMany(3);
+  std::string text = ReadFile(f.head_path());
+  text[text.size() - 2] = text[text.size() - 2] == '0' ? '1' : '0';  // the MAC's last digit
+  WriteFile(f.head_path(), text);
+  AuditEvent e;
+  e.actor = "system";
+  e.action = "server.start";
+  ASSERT_TRUE(f.log().Append(e).ok());
+  EXPECT_EQ(f.log().CheckpointStatus().code(), ErrorCode::kDataLoss);
+  EXPECT_EQ(ReadFile(f.head_path()), text);
+  EXPECT_EQ(f.Verify().kind, FaultKind::kAnchor);
+
+  ASSERT_EQ(::unlink(f.head_path().c_str()), 0);
+  ASSERT_TRUE(f.log().Checkpoint().ok());
+  VerifyReport r = f.Verify();
+  EXPECT_TRUE(r.ok) << ::testing::PrintToString(r);
+  EXPECT_EQ(r.anchor_seq, 4);
+}
+
 TEST(AuditTamper, WithoutAHeadPathTruncationGoesUnseen) {
   AuditFixture f;
   f.AppendMany(10);
