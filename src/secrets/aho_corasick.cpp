@@ -85,7 +85,9 @@ Automaton::Automaton(const std::vector<Pattern>& patterns) {
     }
     n.edge_count = static_cast<uint16_t>(labels_.size() - n.edge_begin);
   }
-  for (uint32_t e = 0; e < nodes_[kRoot].edge_count; ++e) root_[labels_[e]] = targets_[e];
+  // The root's dense row: its children, the root elsewhere.
+  dense_.assign(256, kRoot);
+  for (uint32_t e = 0; e < nodes_[kRoot].edge_count; ++e) dense_[labels_[e]] = targets_[e];
 
   // Failure links and match summaries, parents before children.
   for (uint32_t u = 0; u < nodes_.size(); ++u) {
@@ -104,6 +106,19 @@ Automaton::Automaton(const std::vector<Pattern>& patterns) {
       }
     }
   }
+  // Dense rows for the depth-1 nodes (ids 1..k in BFS order): a child if there is one, else
+  // the root's transition (a depth-1 node's failure link is the root).
+  const uint32_t depth1 = nodes_[kRoot].edge_count;
+  dense_.resize(static_cast<size_t>(depth1 + 1) * 256);
+  for (uint32_t s = 1; s <= depth1; ++s) {
+    uint32_t* row = &dense_[static_cast<size_t>(s) * 256];
+    for (uint32_t c = 0; c < 256; ++c) row[c] = dense_[c];
+    const Node& n = nodes_[s];
+    for (uint32_t e = n.edge_begin; e < n.edge_begin + n.edge_count; ++e) {
+      row[labels_[e]] = targets_[e];
+    }
+  }
+  dense_last_ = depth1;
   assert(nodes_.size() < (1ull << 32));
 }
 

@@ -6,12 +6,14 @@
 // character (see redactor.cpp); the automaton only stores and reports them.
 //
 // Layout: nodes are numbered in breadth-first order; a node's outgoing edges are a sorted
-// run of (label, target) in two flat arrays; the root has a dense 256-entry table. A step
-// follows failure links until an edge exists, which is amortized O(1) per input byte (each
-// failure link shortens the current match, each byte lengthens it by at most one).
+// run of (label, target) in two flat arrays. The root and the nodes of depth 1 (ids 0..k,
+// at most 257) also have a dense 256-entry row with the failure links already followed, so
+// text that matches nothing (the automaton stays near the root) costs one lookup per byte.
+// Deeper, a step follows failure links until an edge exists, which is amortized O(1) per
+// input byte (each failure link shortens the current match, each byte lengthens it by at
+// most one).
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -33,13 +35,13 @@ class Automaton {
   static constexpr uint32_t kRoot = 0;
 
   uint32_t Next(uint32_t state, uint8_t byte) const {
-    while (state != kRoot) {
+    while (state > dense_last_) {
       const Node& n = nodes_[state];
       const uint32_t t = FindEdge(n.edge_begin, n.edge_count, byte);
       if (t != kRoot) return t;
       state = n.fail;
     }
-    return root_[byte];
+    return dense_[static_cast<size_t>(state) * 256 + byte];
   }
 
   // Length of the path from the root: the longest suffix of the input so far that is a
@@ -90,7 +92,8 @@ class Automaton {
   std::vector<Node> nodes_;
   std::vector<uint8_t> labels_;
   std::vector<uint32_t> targets_;
-  std::array<uint32_t, 256> root_{};
+  std::vector<uint32_t> dense_;  // rows of 256 for states 0..dense_last_
+  uint32_t dense_last_ = 0;
   size_t pattern_count_ = 0;
   size_t longest_ = 0;
   bool any_extend_left_ = false;
