@@ -159,18 +159,29 @@ const std::string& Redactor::replacement() const { return core_->replacement; }
 RedactingStream::RedactingStream(const Redactor& redactor)
     : scanner_(redactor.empty() ? nullptr
                                 : std::make_unique<secrets_detail::Scanner>(
-                                      redactor.core_, redactor.longest_pattern() + 2)) {}
+                                      redactor.core_, redactor.longest_pattern() + 2)),
+      pass_through_(redactor.empty()) {}
 
 RedactingStream::~RedactingStream() = default;
-RedactingStream::RedactingStream(RedactingStream&&) noexcept = default;
-RedactingStream& RedactingStream::operator=(RedactingStream&&) noexcept = default;
+
+// Explicit so that a moved-from stream is neither a scanner nor a pass-through: it must not
+// leak what is written to it by mistake.
+RedactingStream::RedactingStream(RedactingStream&& other) noexcept
+    : scanner_(std::move(other.scanner_)),
+      pass_through_(std::exchange(other.pass_through_, false)) {}
+
+RedactingStream& RedactingStream::operator=(RedactingStream&& other) noexcept {
+  scanner_ = std::move(other.scanner_);
+  pass_through_ = std::exchange(other.pass_through_, false);
+  return *this;
+}
 
 void RedactingStream::Write(std::string_view chunk, std::string* out) {
-  if (!scanner_) {
+  if (scanner_) {
+    scanner_->Write(chunk, out);
+  } else if (pass_through_) {
     out->append(chunk);
-    return;
   }
-  scanner_->Write(chunk, out);
 }
 
 void RedactingStream::Flush(std::string* out) {

@@ -753,6 +753,25 @@ TEST(RedactingStreamTest, HoldbackStaysWithinTheBound) {
   EXPECT_EQ(out, longest);
 }
 
+TEST(RedactingStreamTest, MovesCarryTheStateAndTheMovedFromStreamEmitsNothing) {
+  const Redactor r({"hunter22"});
+  RedactingStream a(r);
+  std::string out;
+  a.Write("x hunt", &out);
+  RedactingStream b = std::move(a);
+  b.Write("er22 y", &out);
+  b.Flush(&out);
+  EXPECT_EQ(out, "x *** y");
+  a.Write("hunter22", &out);  // NOLINT(bugprone-use-after-move): the point of the test
+  EXPECT_EQ(out, "x *** y");
+
+  RedactingStream plain{Redactor()};
+  RedactingStream moved = std::move(plain);
+  moved.Write("as is", &out);
+  plain.Write("lost", &out);  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(out, "x *** yas is");
+}
+
 TEST(RedactingStreamTest, FlushEndsTheStream) {
   const Redactor r({"hunter22"});
   RedactingStream stream(r);
