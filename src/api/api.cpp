@@ -1,5 +1,6 @@
 #include "api/api.h"
 
+#include "api/access.h"
 #include "api/routes.h"
 
 namespace automan::api {
@@ -13,6 +14,9 @@ Router BuildRouter(ApiContext& ctx) {
   AddScheduleRoutes(r, ctx);
   AddQueueRoutes(r, ctx);
   AddStreamRoutes(r, ctx);
+  AddAuthRoutes(r, ctx);
+  AddAuditRoutes(r, ctx);
+  r.SetGuard([&ctx](HttpRequest& req, const Route& route) { return Authorize(ctx, req, route); });
   *openapi = OpenApiDocument(r, ctx.options.version);
   return r;
 }

@@ -14,6 +14,10 @@
 #include <utility>
 #include <vector>
 
+namespace automan::auth {
+struct Subject;
+}
+
 namespace automan::api {
 
 struct HttpRequest {
@@ -31,6 +35,10 @@ struct HttpRequest {
 
   // Filled by the router.
   std::map<std::string, std::string> path_params;
+  // Who is calling (null on public routes), and the client's address: `remote`, or the
+  // X-Forwarded-For address when `remote` is a trusted proxy.
+  std::shared_ptr<const auth::Subject> subject;
+  std::string client;
   int route = -1;  // the route Router::Resolve matched, for the Dispatch that follows
 
   const std::string* Header(std::string_view name) const;

@@ -77,6 +77,7 @@ void EventHub::PublishRun(const Run& run) {
   std::lock_guard lock(mu_);
   Activity a;
   a.seq = ++activity_head_;
+  a.runbook_id = run.runbook_id;
   a.json = std::move(text);
   activity_.push_back(std::move(a));
   while (activity_.size() > options_.activity_ring) activity_.pop_front();

@@ -104,7 +104,8 @@ class EventHub {
 
   struct Activity {
     uint64_t seq = 0;
-    std::string json;  // {"type":"run","run":{...}} without secrets
+    std::string runbook_id;  // streams show a subject only the runs it may see
+    std::string json;        // {"type":"run","run":{...}} without secrets
   };
   const std::string& epoch() const { return epoch_; }
   // Events with seq > after_seq (at most `max`). False when events after `after_seq`

@@ -223,6 +223,91 @@ json::object Schemas() {
                       {"commit", T("string")},
                       {"api", T("string")},
                       {"store_schema", T("integer")}});
+  // Security (auth_routes.cpp).
+  const json::value strings = ArrayOf(T("string"));
+  s["LoginRequest"] = Obj(
+      {{"username", T("string")},
+       {"password", json::object{{"type", "string"}, {"format", "password"}, {"maxLength", 1024}}},
+       {"token", T("boolean")}},
+      {"username", "password"});
+  s["Login"] = Obj({{"user", T("string")},
+                    {"role", T("string")},
+                    {"permissions", strings},
+                    {"must_change_password", T("boolean")},
+                    {"csrf_token", T("string")},
+                    {"expires_at", Time()},
+                    {"token", T("string")}},
+                   {"user", "role", "must_change_password", "csrf_token"});
+  s["Me"] = Obj(
+      {{"user", T("string")},
+       {"role", T("string")},
+       {"permissions", strings},
+       {"categories", strings},
+       {"must_change_password", T("boolean")},
+       {"credential", json::object{{"type", "string"}, {"enum", json::array{"session", "token"}}}},
+       {"csrf_token", T("string")}},
+      {"user", "role", "permissions", "must_change_password", "credential"});
+  s["PasswordChange"] = Obj({{"current", T("string")}, {"new", T("string")}}, {"current", "new"});
+  s["TicketRequest"] = Obj({{"scope", T("string")}});
+  s["Ticket"] = Obj({{"ticket", T("string")}, {"scope", T("string")}, {"expires_in", T("integer")}},
+                    {"ticket", "scope", "expires_in"});
+  s["Token"] = Obj({{"id", T("string")},
+                    {"name", T("string")},
+                    {"owner", T("string")},
+                    {"role", Nullable("string")},
+                    {"created_at", Time()},
+                    {"expires_at", NullableTime()},
+                    {"last_used_at", NullableTime()},
+                    {"revoked_at", NullableTime()}},
+                   {"id", "name", "owner", "created_at"});
+  s["TokenList"] = ListOf("Token");
+  s["TokenRequest"] =
+      Obj({{"name", T("string")}, {"role", T("string")}, {"expires_in", T("integer")}}, {"name"});
+  s["IssuedToken"] =
+      json::object{{"allOf", json::array{Ref("Token"), Obj({{"token", T("string")}}, {"token"})}}};
+  s["User"] = Obj({{"username", T("string")},
+                   {"role", T("string")},
+                   {"disabled", T("boolean")},
+                   {"must_change_password", T("boolean")},
+                   {"locked_until", NullableTime()},
+                   {"created_at", Time()},
+                   {"updated_at", Time()}},
+                  {"username", "role", "disabled", "must_change_password"});
+  s["UserList"] = ListOf("User");
+  s["UserCreate"] = Obj({{"username", T("string")},
+                         {"password", T("string")},
+                         {"role", T("string")},
+                         {"must_change_password", T("boolean")}},
+                        {"username", "password", "role"});
+  s["UserUpdate"] =
+      Obj({{"role", T("string")}, {"disabled", T("boolean")}, {"password", T("string")}});
+  s["Role"] = Obj({{"name", T("string")},
+                   {"description", T("string")},
+                   {"permissions", strings},
+                   {"categories", strings},
+                   {"builtin", T("boolean")}},
+                  {"name", "permissions"});
+  s["RoleList"] = ListOf("Role");
+  s["AuditEntry"] = Obj({{"seq", T("integer")},
+                         {"at", Time()},
+                         {"actor", T("string")},
+                         {"action", T("string")},
+                         {"target", T("string")},
+                         {"outcome", json::object{{"type", "string"},
+                                                  {"enum", json::array{"ok", "denied", "failed"}}}},
+                         {"remote", T("string")},
+                         {"details", json::object{{"type", "object"}}},
+                         {"hash", T("string")}},
+                        {"seq", "at", "actor", "action", "outcome", "hash"});
+  s["AuditList"] = ListOf("AuditEntry");
+  s["AuditVerify"] = Obj({{"ok", T("boolean")},
+                          {"entries_checked", T("integer")},
+                          {"last_seq", T("integer")},
+                          {"anchor_seq", T("integer")},
+                          {"kind", T("string")},
+                          {"first_bad_seq", T("integer")},
+                          {"message", T("string")}},
+                         {"ok", "entries_checked", "last_seq", "anchor_seq"});
   return s;
 }
 
@@ -259,6 +344,11 @@ std::string OpenApiDocument(const Router& router, const std::string& version) {
     tags.insert(r.tag);
     op["x-permission"] = r.permission;
     if (r.permission == kPublic) op["security"] = json::array{};
+    if (r.stream) {
+      op["security"] = json::array{json::object{{"bearerAuth", json::array{}}},
+                                   json::object{{"cookieAuth", json::array{}}},
+                                   json::object{{"streamTicket", json::array{}}}};
+    }
     json::array params;
     size_t pos = 0;
     while ((pos = r.pattern.find('{', pos)) != std::string::npos) {
@@ -336,7 +426,8 @@ std::string OpenApiDocument(const Router& router, const std::string& version) {
   doc["servers"] = json::array{json::object{{"url", "http://127.0.0.1:8080"},
                                             {"description", "the default listen address"}}};
   doc["tags"] = std::move(tag_list);
-  doc["security"] = json::array{json::object{{"bearerAuth", json::array{}}}};
+  doc["security"] = json::array{json::object{{"bearerAuth", json::array{}}},
+                                json::object{{"cookieAuth", json::array{}}}};
   doc["paths"] = std::move(paths);
   doc["components"] = json::object{
       {"schemas", Schemas()},
@@ -344,7 +435,19 @@ std::string OpenApiDocument(const Router& router, const std::string& version) {
                                                         {"content", Content("application/json",
                                                                             Ref("Error"))}}}}},
       {"securitySchemes",
-       json::object{{"bearerAuth", json::object{{"type", "http"}, {"scheme", "bearer"}}}}}};
+       json::object{{"bearerAuth", json::object{{"type", "http"}, {"scheme", "bearer"}}},
+                    {"cookieAuth", json::object{{"type", "apiKey"},
+                                                {"in", "cookie"},
+                                                {"name", "automan_session"},
+                                                {"description",
+                                                 "a login session; state changes also need the "
+                                                 "X-CSRF-Token header"}}},
+                    {"streamTicket",
+                     json::object{{"type", "apiKey"},
+                                  {"in", "query"},
+                                  {"name", "ticket"},
+                                  {"description",
+                                   "a single-use stream ticket (POST /api/v1/auth/tickets)"}}}}}};
   return json::serialize(doc);
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "api/access.h"
 #include "api/routes.h"
 #include "api/wire.h"
 #include "common/ids.h"
@@ -50,7 +51,9 @@ HttpResponse ListDead(ApiContext& ctx, HttpRequest& req) {
   });
   if (!s.ok()) return ErrorResponse(s);
   json::array items;
-  for (const Run& r : runs) items.push_back(RunJson(r));
+  for (const Run& r : runs) {
+    if (CanSeeRunsOf(ctx, *req.subject, r.runbook_id)) items.push_back(RunJson(r));
+  }
   std::optional<std::string> next;
   if (static_cast<int>(runs.size()) == f.limit) next = runs.back().id;
   return JsonResponse(200, ListJson(std::move(items), next));
@@ -66,14 +69,24 @@ HttpResponse ReplayOne(ApiContext& ctx, HttpRequest& req) {
     AUTOMAN_ASSIGN_OR_RETURN(dead, tx.GetRun(id));
     return Status::Ok();
   });
+  if (s.ok() && !CanSeeRunsOf(ctx, *req.subject, dead.runbook_id)) {
+    s = Status(ErrorCode::kNotFound, fmt::format("run {} does not exist", id));
+  }
   if (!s.ok()) return ErrorResponse(s);
+  if (auto e = ctx.catalog.Find(dead.runbook_id)) {
+    if (Status st = CheckCanExecute(*req.subject, *e->runbook); !st.ok()) return ErrorResponse(st);
+  }
   if (dead.status != RunStatus::kDead) {
     return ErrorResponse(Status(ErrorCode::kFailedPrecondition,
                                 fmt::format("run {} is {}, not in the dead-letter queue; "
                                             "POST /api/v1/runs/{}/retry runs it again",
                                             id, ToString(dead.status), id)));
   }
-  auto run = ctx.queue.Replay(id, "dlq");
+  auto run = ctx.queue.Replay(
+      id, req.subject->username, [&](StoreTx& tx, const std::vector<Enqueued>& out) {
+        return AuditIn(ctx, tx, req, "dlq.replay", "run/" + id, "ok",
+                       json::serialize(json::object{{"new_run", out.front().run.id}}));
+      });
   if (!run.ok()) return ErrorResponse(run.status());
   return JsonResponse(201, RunJson(*run));
 }
@@ -92,7 +105,11 @@ HttpResponse Purge(ApiContext& ctx, HttpRequest& req) {
       std::vector<std::string> ids;
       for (const Run& r : runs) ids.push_back(r.id);
       n = static_cast<int>(ids.size());
-      return tx.DeleteRuns(ids);
+      AUTOMAN_RETURN_IF_ERROR(tx.DeleteRuns(ids));
+      if (n == 0) return Status::Ok();
+      return AuditIn(ctx, tx, req, "dlq.purge",
+                     "runbook/" + (f.runbook_id ? *f.runbook_id : std::string("*")), "ok",
+                     json::serialize(json::object{{"deleted", n}}));
     });
     if (!s.ok()) return ErrorResponse(s);
     purged += n;

@@ -81,7 +81,22 @@ HandlerCost Router::Resolve(HttpRequest& req) const {
   return r->cost;
 }
 
+void AddSecurityHeaders(HttpResponse& resp) {
+  resp.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  resp.headers.emplace_back("X-Frame-Options", "DENY");
+  resp.headers.emplace_back("Referrer-Policy", "no-referrer");
+  resp.headers.emplace_back("Content-Security-Policy",
+                            "default-src 'none'; frame-ancestors 'none'");
+  resp.headers.emplace_back("Cache-Control", "no-store");
+}
+
 HttpResponse Router::Dispatch(HttpRequest& req) const {
+  HttpResponse resp = DispatchUnsecured(req);
+  AddSecurityHeaders(resp);
+  return resp;
+}
+
+HttpResponse Router::DispatchUnsecured(HttpRequest& req) const {
   if (req.route < 0) Resolve(req);
   const Route* r = req.route >= 0 && static_cast<size_t>(req.route) < routes_.size()
                        ? &routes_[static_cast<size_t>(req.route)]
@@ -112,6 +127,12 @@ HttpResponse Router::Dispatch(HttpRequest& req) const {
   }
   HttpResponse resp;
   try {
+    if (guard_) {
+      if (std::optional<HttpResponse> denied = guard_(req, *r)) {
+        denied->route = r->method + " " + r->pattern;
+        return std::move(*denied);
+      }
+    }
     resp = r->handler(req);
   } catch (const std::exception&) {
     resp = ErrorResponse(500, "internal", "the server failed to handle this request");

@@ -9,7 +9,9 @@
 // 500 without the exception's text.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,8 +20,10 @@
 
 namespace automan::api {
 
-// Routes anyone may call, also once authentication is on.
+// Routes anyone may call.
 inline constexpr std::string_view kPublic = "public";
+// Routes any logged-in subject may call (its own session, tokens, password).
+inline constexpr std::string_view kAuthenticated = "authenticated";
 
 struct QueryDoc {
   std::string name;
@@ -45,9 +49,19 @@ struct Route {
   HandlerCost cost = HandlerCost::kMayWait;
 };
 
+struct Route;
+// Runs before every matched route's handler: nullopt lets it run, a response answers
+// instead (401, 403, 429). Set by BuildRouter to api::Authorize (access.h).
+using RouteGuard = std::function<std::optional<HttpResponse>(HttpRequest&, const Route&)>;
+
+// The headers every response of the API carries (nosniff, no framing, no caching, a CSP
+// that allows nothing: API responses are data, never documents).
+void AddSecurityHeaders(HttpResponse& resp);
+
 class Router {
  public:
   void Add(Route route);
+  void SetGuard(RouteGuard guard) { guard_ = std::move(guard); }
   const std::vector<Route>& routes() const { return routes_; }
   // Matches, fills req.path_params, calls the handler; sets response.route.
   HttpResponse Dispatch(HttpRequest& req) const;
@@ -62,10 +76,12 @@ class Router {
     std::vector<std::string> segments;  // "{x}" for parameters
     int literals = 0;
   };
+  HttpResponse DispatchUnsecured(HttpRequest& req) const;
   static bool MatchSegments(const Compiled& c, const std::vector<std::string_view>& segs,
                             std::map<std::string, std::string>* params);
   std::vector<Route> routes_;
   std::vector<Compiled> compiled_;
+  RouteGuard guard_;
 };
 
 }  // namespace automan::api

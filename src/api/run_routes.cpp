@@ -2,7 +2,9 @@
 #include <fmt/format.h>
 
 #include <mutex>
+#include <set>
 
+#include "api/access.h"
 #include "api/routes.h"
 #include "api/wire.h"
 #include "common/ids.h"
@@ -19,7 +21,8 @@ struct RunRequest {
   EnqueueRequest enqueue;
 };
 
-Result<RunRequest> ParseRunRequest(ApiContext& ctx, const json::object& o, std::string_view where) {
+Result<RunRequest> ParseRunRequest(ApiContext& ctx, const auth::Subject& subject,
+                                   const json::object& o, std::string_view where) {
   AUTOMAN_RETURN_IF_ERROR(CheckFields(o,
                                       {"runbook", "params", "priority", "idempotency_key",
                                        "not_before", "max_attempts", "deadline_at"},
@@ -34,6 +37,7 @@ Result<RunRequest> ParseRunRequest(ApiContext& ctx, const json::object& o, std::
   if (!entry) {
     return Status(ErrorCode::kNotFound, fmt::format("runbook \"{}\" does not exist", *id));
   }
+  AUTOMAN_RETURN_IF_ERROR(CheckCanExecute(subject, *entry->runbook));
   req.runbook = entry->runbook;
   std::vector<std::pair<std::string, std::string>> given;
   if (const json::value* p = o.if_contains("params"); p != nullptr && !p->is_null()) {
@@ -48,7 +52,7 @@ Result<RunRequest> ParseRunRequest(ApiContext& ctx, const json::object& o, std::
   AUTOMAN_ASSIGN_OR_RETURN(req.enqueue.params, BindParams(*req.runbook, given));
   req.enqueue.runbook = req.runbook.get();
   req.enqueue.trigger = Trigger::kApi;
-  req.enqueue.triggered_by = "api";
+  req.enqueue.triggered_by = subject.username;
   AUTOMAN_ASSIGN_OR_RETURN(std::optional<int64_t> priority, GetInt(o, "priority"));
   if (priority) {
     if (*priority < -1000 || *priority > 1000) {
@@ -69,11 +73,27 @@ Result<RunRequest> ParseRunRequest(ApiContext& ctx, const json::object& o, std::
   return req;
 }
 
-Status CheckRunId(const std::string& id) {
-  if (!IsValidId(id)) {
-    return Status(ErrorCode::kNotFound, fmt::format("run \"{}\" does not exist", id));
-  }
-  return Status::Ok();
+Status RunNotFound(const std::string& id) {
+  return Status(ErrorCode::kNotFound, fmt::format("run {} does not exist", ToValidUtf8(id)));
+}
+
+Status CheckRunId(const std::string& id) { return IsValidId(id) ? Status::Ok() : RunNotFound(id); }
+
+// A run the caller may not see is answered exactly like one that does not exist.
+Status CheckVisible(ApiContext& ctx, const HttpRequest& req, const Run& run) {
+  return CanSeeRunsOf(ctx, *req.subject, run.runbook_id) ? Status::Ok() : RunNotFound(run.id);
+}
+
+// Reads the run (kNotFound when it does not exist or the caller may not see it).
+Result<Run> VisibleRun(ApiContext& ctx, const HttpRequest& req, const std::string& id) {
+  AUTOMAN_RETURN_IF_ERROR(CheckRunId(id));
+  Run run;
+  AUTOMAN_RETURN_IF_ERROR(ctx.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(run, tx.GetRun(id));
+    return Status::Ok();
+  }));
+  AUTOMAN_RETURN_IF_ERROR(CheckVisible(ctx, req, run));
+  return run;
 }
 
 // Step counts of runbook versions, for progress (parsing a version once).
@@ -139,9 +159,14 @@ json::object RunDetail(ApiContext& ctx, StepCounts& counts, const Run& run,
 HttpResponse CreateRun(ApiContext& ctx, HttpRequest& req) {
   auto body = ParseBodyObject(req.body);
   if (!body.ok()) return ErrorResponse(body.status());
-  auto rr = ParseRunRequest(ctx, *body, "body");
+  auto rr = ParseRunRequest(ctx, *req.subject, *body, "body");
   if (!rr.ok()) return ErrorResponse(rr.status());
-  auto e = ctx.queue.Enqueue(rr->enqueue);
+  auto e = ctx.queue.Enqueue(rr->enqueue, [&](StoreTx& tx, const std::vector<Enqueued>& out) {
+    if (!out.front().created) return Status::Ok();
+    const Run& run = out.front().run;
+    return AuditIn(ctx, tx, req, "run.create", "run/" + run.id, "ok",
+                   json::serialize(json::object{{"runbook", run.runbook_id}}));
+  });
   if (!e.ok()) return ErrorResponse(e.status());
   return JsonResponse(e->created ? 201 : 200, RunJson(e->run));
 }
@@ -167,7 +192,7 @@ HttpResponse CreateRunBatch(ApiContext& ctx, HttpRequest& req) {
     if (!arr[i].is_object()) {
       return ErrorResponse(Status(ErrorCode::kInvalidArgument, where + " must be an object"));
     }
-    auto rr = ParseRunRequest(ctx, arr[i].as_object(), where);
+    auto rr = ParseRunRequest(ctx, *req.subject, arr[i].as_object(), where);
     if (!rr.ok()) {
       return ErrorResponse(rr.status().WithContext(where), json::object{{"index", i}});
     }
@@ -176,7 +201,22 @@ HttpResponse CreateRunBatch(ApiContext& ctx, HttpRequest& req) {
   std::vector<EnqueueRequest> enq;
   enq.reserve(reqs.size());
   for (const RunRequest& r : reqs) enq.push_back(r.enqueue);
-  auto out = ctx.queue.EnqueueMany(enq);
+  // One audit entry for the batch (not one per run: a batch is one action).
+  auto out = ctx.queue.EnqueueMany(enq, [&](StoreTx& tx, const std::vector<Enqueued>& done) {
+    std::set<std::string> runbooks;
+    int64_t created = 0;
+    for (const Enqueued& e : done) {
+      runbooks.insert(e.run.runbook_id);
+      created += e.created ? 1 : 0;
+    }
+    json::array rbs;
+    for (const std::string& id : runbooks) rbs.emplace_back(id);
+    return AuditIn(ctx, tx, req, "run.create_batch",
+                   "run/" + done.front().run.id + ".." + done.back().run.id, "ok",
+                   json::serialize(json::object{{"created", created},
+                                                {"requested", static_cast<int64_t>(done.size())},
+                                                {"runbooks", std::move(rbs)}}));
+  });
   if (!out.ok()) return ErrorResponse(out.status());
   json::array items;
   items.reserve(out->size());
@@ -245,12 +285,16 @@ HttpResponse ListRuns(ApiContext& ctx, HttpRequest& req) {
   if (!s.ok()) return ErrorResponse(s);
   json::array items;
   bool reached_floor = false;
+  std::map<std::string, bool, std::less<>> visible;  // by runbook id
   for (const Run& r : runs) {
     if (floor && r.id < *floor) {
       reached_floor = true;
       break;
     }
     if ((*since && r.created_at < **since) || (*until && r.created_at >= **until)) continue;
+    auto [it, fresh] = visible.try_emplace(r.runbook_id, false);
+    if (fresh) it->second = CanSeeRunsOf(ctx, *req.subject, r.runbook_id);
+    if (!it->second) continue;  // a page may hold fewer items; next_cursor still goes on
     items.push_back(RunJson(r));
   }
   std::optional<std::string> next;
@@ -264,6 +308,7 @@ HttpResponse GetRun(ApiContext& ctx, StepCounts& counts, HttpRequest& req) {
   Run run;
   std::vector<StepRun> steps;
   if (Status s = ReadRunWithSteps(ctx.store, id, run, steps); !s.ok()) return ErrorResponse(s);
+  if (Status s = CheckVisible(ctx, req, run); !s.ok()) return ErrorResponse(s);
   return JsonResponse(200, RunDetail(ctx, counts, run, steps));
 }
 
@@ -316,6 +361,7 @@ HttpResponse GetLogs(ApiContext& ctx, HttpRequest& req) {
   std::optional<std::string> next;
   Status s = ctx.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
     AUTOMAN_ASSIGN_OR_RETURN(Run run, tx.GetRun(id));
+    AUTOMAN_RETURN_IF_ERROR(CheckVisible(ctx, req, run));
     int last_attempt = *only_attempt ? static_cast<int>(**only_attempt) : std::max(run.attempt, 1);
     int got = 0;
     int64_t last_seq = after;
@@ -352,16 +398,29 @@ HttpResponse GetLogs(ApiContext& ctx, HttpRequest& req) {
 
 HttpResponse CancelRun(ApiContext& ctx, HttpRequest& req) {
   const std::string& id = req.path_params["id"];
-  if (Status s = CheckRunId(id); !s.ok()) return ErrorResponse(s);
-  auto run = ctx.queue.Cancel(id);
+  if (auto seen = VisibleRun(ctx, req, id); !seen.ok()) return ErrorResponse(seen.status());
+  auto run = ctx.queue.Cancel(id, [&](StoreTx& tx, const Run&) {
+    return AuditIn(ctx, tx, req, "run.cancel", "run/" + id);
+  });
   if (!run.ok()) return ErrorResponse(run.status());
   return JsonResponse(200, RunJson(*run));
 }
 
 HttpResponse RetryRun(ApiContext& ctx, HttpRequest& req) {
   const std::string& id = req.path_params["id"];
-  if (Status s = CheckRunId(id); !s.ok()) return ErrorResponse(s);
-  auto run = ctx.queue.Replay(id, "api");
+  auto seen = VisibleRun(ctx, req, id);
+  if (!seen.ok()) return ErrorResponse(seen.status());
+  // A retry is a new run: the caller must be allowed to start this runbook now.
+  if (auto e = ctx.catalog.Find(seen->runbook_id)) {
+    if (Status s = CheckCanExecute(*req.subject, *e->runbook); !s.ok()) return ErrorResponse(s);
+  } else if (!req.subject->Can(auth::Permission::kUsersManage)) {
+    return ErrorResponse(RunNotFound(id));
+  }
+  auto run = ctx.queue.Replay(
+      id, req.subject->username, [&](StoreTx& tx, const std::vector<Enqueued>& out) {
+        return AuditIn(ctx, tx, req, "run.retry", "run/" + id, "ok",
+                       json::serialize(json::object{{"new_run", out.front().run.id}}));
+      });
   if (!run.ok()) return ErrorResponse(run.status());
   return JsonResponse(201, RunJson(*run));
 }
@@ -371,13 +430,16 @@ HttpResponse DeleteRun(ApiContext& ctx, HttpRequest& req) {
   if (Status s = CheckRunId(id); !s.ok()) return ErrorResponse(s);
   Status s = ctx.store.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
     AUTOMAN_ASSIGN_OR_RETURN(Run run, tx.GetRun(id));
+    AUTOMAN_RETURN_IF_ERROR(CheckVisible(ctx, req, run));
     if (!IsTerminal(run.status)) {
       return Status(ErrorCode::kFailedPrecondition,
                     fmt::format("run {} is {}; cancel it first, only finished runs can be deleted",
                                 id, ToString(run.status)));
     }
     std::vector<std::string> ids{id};
-    return tx.DeleteRuns(ids);
+    AUTOMAN_RETURN_IF_ERROR(tx.DeleteRuns(ids));
+    return AuditIn(ctx, tx, req, "run.delete", "run/" + id, "ok",
+                   json::serialize(json::object{{"runbook", run.runbook_id}}));
   });
   if (!s.ok()) return ErrorResponse(s);
   return NoContent();

@@ -2,6 +2,7 @@
 // runbooks from YAML (create, replace, delete), validate, dry-run.
 #include <fmt/format.h>
 
+#include "api/access.h"
 #include "api/routes.h"
 #include "api/wire.h"
 #include "common/duration.h"
@@ -166,6 +167,7 @@ HttpResponse ListRunbooks(ApiContext& ctx, HttpRequest& req) {
   const size_t want = static_cast<size_t>(limit->value_or(100));
   for (auto it = cursor ? snap->upper_bound(*cursor) : snap->begin(); it != snap->end(); ++it) {
     const Runbook& rb = *it->second.runbook;
+    if (!CanSee(*req.subject, rb)) continue;
     if (category && rb.category != *category) continue;
     if (tag && std::find(rb.tags.begin(), rb.tags.end(), *tag) == rb.tags.end()) continue;
     if (q && !Contains(rb.id, *q) && !Contains(rb.name, *q) && !Contains(rb.description, *q)) {
@@ -180,8 +182,26 @@ HttpResponse ListRunbooks(ApiContext& ctx, HttpRequest& req) {
   return JsonResponse(200, ListJson(std::move(items), next));
 }
 
+// The catalog entry, if the caller may see it (a runbook it may not see does not exist).
+std::optional<CatalogEntry> FindVisible(ApiContext& ctx, const HttpRequest& req,
+                                        const std::string& id) {
+  auto e = ctx.catalog.Find(id);
+  if (e && !CanSee(*req.subject, *e->runbook)) return std::nullopt;
+  return e;
+}
+
+// The audit entry of a runbook change. The catalog keeps API runbooks as files, not in the
+// store, so the entry commits right after the change rather than with it.
+void AuditRunbook(ApiContext& ctx, const HttpRequest& req, const std::string& action,
+                  const std::string& id, const std::string& version) {
+  (void)ctx.store.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
+    return AuditIn(ctx, tx, req, action, "runbook/" + id, "ok",
+                   json::serialize(json::object{{"version", version}}));
+  });
+}
+
 HttpResponse GetRunbook(ApiContext& ctx, HttpRequest& req) {
-  auto e = ctx.catalog.Find(req.path_params["id"]);
+  auto e = FindVisible(ctx, req, req.path_params["id"]);
   if (!e) {
     return ErrorResponse(Status(
         ErrorCode::kNotFound, fmt::format("runbook \"{}\" does not exist", req.path_params["id"])));
@@ -210,14 +230,27 @@ Result<std::string> YamlBody(const HttpRequest& req) {
 HttpResponse PutRunbook(ApiContext& ctx, HttpRequest& req, bool create) {
   auto yaml = YamlBody(req);
   if (!yaml.ok()) return ErrorResponse(yaml.status());
+  if (!create && !FindVisible(ctx, req, req.path_params["id"]) &&
+      ctx.catalog.Find(req.path_params["id"])) {
+    return ErrorResponse(Status(
+        ErrorCode::kNotFound, fmt::format("runbook \"{}\" does not exist", req.path_params["id"])));
+  }
   auto e = ctx.catalog.PutApiRunbook(*yaml, create ? "" : req.path_params["id"]);
   if (!e.ok()) return ErrorResponse(e.status());
+  AuditRunbook(ctx, req, create ? "runbook.create" : "runbook.update", e->runbook->id,
+               e->runbook->version);
   return JsonResponse(create ? 201 : 200, Detail(*e));
 }
 
 HttpResponse DeleteRunbook(ApiContext& ctx, HttpRequest& req) {
-  Status s = ctx.catalog.DeleteApiRunbook(req.path_params["id"]);
+  const std::string& id = req.path_params["id"];
+  if (!FindVisible(ctx, req, id) && ctx.catalog.Find(id)) {
+    return ErrorResponse(
+        Status(ErrorCode::kNotFound, fmt::format("runbook \"{}\" does not exist", id)));
+  }
+  Status s = ctx.catalog.DeleteApiRunbook(id);
   if (!s.ok()) return ErrorResponse(s);
+  AuditRunbook(ctx, req, "runbook.delete", id, "");
   return NoContent();
 }
 
@@ -254,7 +287,7 @@ json::object PlanStep(const Step& s, const RunParams& params) {
 }
 
 HttpResponse DryRun(ApiContext& ctx, HttpRequest& req) {
-  auto e = ctx.catalog.Find(req.path_params["id"]);
+  auto e = FindVisible(ctx, req, req.path_params["id"]);
   if (!e) {
     return ErrorResponse(Status(
         ErrorCode::kNotFound, fmt::format("runbook \"{}\" does not exist", req.path_params["id"])));

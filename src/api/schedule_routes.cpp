@@ -5,6 +5,7 @@
 
 #include <regex>
 
+#include "api/access.h"
 #include "api/routes.h"
 #include "api/wire.h"
 #include "common/duration.h"
@@ -178,12 +179,19 @@ std::string PathId(HttpRequest& req) {
   return ScheduleStoreId(req.path_params["runbook"], req.path_params["schedule"]);
 }
 
-Result<ScheduleRecord> Load(ApiContext& ctx, const std::string& id) {
+// A schedule of a runbook the caller may not see does not exist for it.
+Status CheckVisible(ApiContext& ctx, const HttpRequest& req, const ScheduleRecord& rec) {
+  if (CanSeeRunsOf(ctx, *req.subject, rec.runbook_id)) return Status::Ok();
+  return Status(ErrorCode::kNotFound, fmt::format("schedule {} does not exist", rec.id));
+}
+
+Result<ScheduleRecord> Load(ApiContext& ctx, const HttpRequest& req, const std::string& id) {
   ScheduleRecord rec;
   AUTOMAN_RETURN_IF_ERROR(ctx.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
     AUTOMAN_ASSIGN_OR_RETURN(rec, tx.GetSchedule(id));
     return Status::Ok();
   }));
+  AUTOMAN_RETURN_IF_ERROR(CheckVisible(ctx, req, rec));
   return rec;
 }
 
@@ -199,6 +207,7 @@ HttpResponse ListSchedules(ApiContext& ctx, HttpRequest& req) {
   json::array items;
   for (const ScheduleRecord& r : recs) {
     if (runbook && r.runbook_id != *runbook) continue;
+    if (!CheckVisible(ctx, req, r).ok()) continue;
     items.push_back(ScheduleJson(r, now));
   }
   return JsonResponse(200, ListJson(std::move(items), std::nullopt));
@@ -226,6 +235,8 @@ HttpResponse PutSchedule(ApiContext& ctx, HttpRequest& req, const std::string& r
         Status(ErrorCode::kNotFound, fmt::format("runbook \"{}\" does not exist", runbook_id)));
   }
   const Runbook& rb = *entry->runbook;
+  // A schedule starts runs on its creator's behalf: they must be allowed to start them.
+  if (Status st = CheckCanExecute(*req.subject, rb); !st.ok()) return ErrorResponse(st);
   auto spec = SpecFromJson(*body, rb);
   if (!spec.ok()) return ErrorResponse(spec.status());
   auto paused = GetBool(*body, "paused");
@@ -257,14 +268,16 @@ HttpResponse PutSchedule(ApiContext& ctx, HttpRequest& req, const std::string& r
     AUTOMAN_RETURN_IF_ERROR(
         tx.PutRunbookVersion(RunbookVersion{rb.version, rb.id, rb.yaml, entry->source, now}));
     AUTOMAN_ASSIGN_OR_RETURN(stored, PutScheduleChange(tx, rec, now));
-    return Status::Ok();
+    return AuditIn(ctx, tx, req, replace_id.empty() ? "schedule.create" : "schedule.update",
+                   "schedule/" + rec.id, "ok",
+                   json::serialize(json::object{{"spec", json::parse(rec.spec_json)}}));
   });
   if (!s.ok()) return ErrorResponse(s);
   return JsonResponse(replace_id.empty() ? 201 : 200, ScheduleJson(stored, now));
 }
 
 HttpResponse GetSchedule(ApiContext& ctx, HttpRequest& req) {
-  auto rec = Load(ctx, PathId(req));
+  auto rec = Load(ctx, req, PathId(req));
   if (!rec.ok()) return ErrorResponse(rec.status());
   return JsonResponse(200, ScheduleJson(*rec, ctx.clock.Now()));
 }
@@ -275,6 +288,7 @@ HttpResponse SetPaused(ApiContext& ctx, HttpRequest& req, bool paused) {
   const Timestamp now = ctx.clock.Now();
   Status s = ctx.store.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
     AUTOMAN_ASSIGN_OR_RETURN(ScheduleRecord rec, tx.GetSchedule(id));
+    AUTOMAN_RETURN_IF_ERROR(CheckVisible(ctx, req, rec));
     stored = rec;
     if (rec.paused == paused) return Status::Ok();
     rec.paused = paused;
@@ -282,7 +296,7 @@ HttpResponse SetPaused(ApiContext& ctx, HttpRequest& req, bool paused) {
     if (!paused) rec.cursor = std::max(rec.cursor, now);
     rec.updated_at = now;
     AUTOMAN_ASSIGN_OR_RETURN(stored, PutScheduleChange(tx, rec, now));
-    return Status::Ok();
+    return AuditIn(ctx, tx, req, paused ? "schedule.pause" : "schedule.resume", "schedule/" + id);
   });
   if (!s.ok()) return ErrorResponse(s);
   return JsonResponse(200, ScheduleJson(stored, now));
@@ -292,13 +306,15 @@ HttpResponse DeleteSchedule(ApiContext& ctx, HttpRequest& req) {
   const std::string id = PathId(req);
   Status s = ctx.store.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
     AUTOMAN_ASSIGN_OR_RETURN(ScheduleRecord rec, tx.GetSchedule(id));
+    AUTOMAN_RETURN_IF_ERROR(CheckVisible(ctx, req, rec));
     if (!ManagedHere(rec)) {
       return Status(
           ErrorCode::kFailedPrecondition,
           fmt::format("schedule {} is defined by {}; remove it from that file (or pause it)", id,
                       rec.source));
     }
-    return DeleteScheduleChange(tx, id, ctx.clock.Now());
+    AUTOMAN_RETURN_IF_ERROR(DeleteScheduleChange(tx, id, ctx.clock.Now()));
+    return AuditIn(ctx, tx, req, "schedule.delete", "schedule/" + id);
   });
   if (!s.ok()) return ErrorResponse(s);
   return NoContent();
@@ -329,7 +345,7 @@ json::array Preview(const ScheduleTiming& timing, Timestamp from, int count,
 HttpResponse NextFires(ApiContext& ctx, HttpRequest& req) {
   auto count = QueryInt(req, "count", 1, 100);
   if (!count.ok()) return ErrorResponse(count.status());
-  auto rec = Load(ctx, PathId(req));
+  auto rec = Load(ctx, req, PathId(req));
   if (!rec.ok()) return ErrorResponse(rec.status());
   auto def = DecodeScheduleDefinition(rec->spec_json);
   if (!def.ok()) return ErrorResponse(def.status());
@@ -352,6 +368,10 @@ HttpResponse Ledger(ApiContext& ctx, HttpRequest& req) {
     if (!before) return ErrorResponse(Status(ErrorCode::kInvalidArgument, "malformed cursor"));
   }
   const std::string id = PathId(req);
+  if (!CanSeeRunsOf(ctx, *req.subject, req.path_params["runbook"])) {
+    return ErrorResponse(
+        Status(ErrorCode::kNotFound, fmt::format("schedule {} does not exist", id)));
+  }
   const int want = static_cast<int>(limit->value_or(50));
   std::vector<FireRecord> fires;
   Status s = ctx.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {

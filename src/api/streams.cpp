@@ -11,6 +11,9 @@
 // sends a "reset" event: reload the state you show, then follow.
 #include <fmt/format.h>
 
+#include <map>
+
+#include "api/access.h"
 #include "api/routes.h"
 #include "api/wire.h"
 #include "common/ids.h"
@@ -21,11 +24,44 @@ namespace {
 
 constexpr size_t kBatch = 500;
 
+// A stream re-checks its subject this often: a revoked token, a disabled user or a
+// narrower role ends the stream within this time (plus the auth cache's lifetime).
+constexpr std::chrono::seconds kRecheckEvery{2};
+
+// The subject a stream serves, re-authenticated every kRecheckEvery.
+class StreamAccess {
+ public:
+  StreamAccess(ApiContext& ctx, std::shared_ptr<const auth::Subject> subject)
+      : ctx_(ctx), subject_(std::move(subject)), checked_(ctx.clock.SteadyNow()) {}
+
+  // False (and an "end" event in `out`) when the subject may no longer read runs.
+  bool StillAllowed(std::vector<StreamEvent>& out) {
+    const auto now = ctx_.clock.SteadyNow();
+    if (now - checked_ < kRecheckEvery) return true;
+    checked_ = now;
+    auto fresh = ctx_.security.auth.Recheck(*subject_);
+    if (fresh.ok() && (*fresh)->Can(auth::Permission::kRunsRead)) {
+      subject_ = std::move(*fresh);
+      return true;
+    }
+    if (!fresh.ok() && fresh.status().code() != ErrorCode::kUnauthenticated) return true;
+    out.push_back({"", "end", R"({"reason":"unauthorized"})"});
+    return false;
+  }
+  const auth::Subject& subject() const { return *subject_; }
+
+ private:
+  ApiContext& ctx_;
+  std::shared_ptr<const auth::Subject> subject_;
+  std::chrono::steady_clock::time_point checked_;
+};
+
 class RunStream final : public EventStream {
  public:
   RunStream(ApiContext& ctx, std::string run_id, int attempt, int64_t seq,
-            std::unique_ptr<EventHub::StreamSlot> slot)
+            std::unique_ptr<EventHub::StreamSlot> slot, std::shared_ptr<const auth::Subject> who)
       : ctx_(ctx),
+        access_(ctx, std::move(who)),
         run_id_(std::move(run_id)),
         attempt_(attempt),
         seq_(seq),
@@ -37,6 +73,7 @@ class RunStream final : public EventStream {
 
   bool Poll(std::vector<StreamEvent>& out) override {
     if (sub_) sub_->Arm();
+    if (!access_.StillAllowed(out)) return false;
     auto view = CurrentView();
     if (!view.ok()) {
       if (view.status().code() != ErrorCode::kNotFound) return true;  // try again later
@@ -111,6 +148,7 @@ class RunStream final : public EventStream {
   }
 
   ApiContext& ctx_;
+  StreamAccess access_;
   const std::string run_id_;
   int attempt_;
   int64_t seq_;
@@ -122,8 +160,12 @@ class RunStream final : public EventStream {
 class ActivityStream final : public EventStream {
  public:
   ActivityStream(ApiContext& ctx, std::string resume_from,
-                 std::unique_ptr<EventHub::StreamSlot> slot)
-      : ctx_(ctx), resume_(std::move(resume_from)), slot_(std::move(slot)) {}
+                 std::unique_ptr<EventHub::StreamSlot> slot,
+                 std::shared_ptr<const auth::Subject> who)
+      : ctx_(ctx),
+        access_(ctx, std::move(who)),
+        resume_(std::move(resume_from)),
+        slot_(std::move(slot)) {}
 
   void SetWaker(std::function<void()> wake) override {
     sub_ = ctx_.hub.Subscribe("", std::move(wake));
@@ -131,6 +173,7 @@ class ActivityStream final : public EventStream {
 
   bool Poll(std::vector<StreamEvent>& out) override {
     if (sub_) sub_->Arm();
+    if (!access_.StillAllowed(out)) return false;
     if (!started_) {
       started_ = true;
       cursor_ = ctx_.hub.ActivityHead();
@@ -162,6 +205,9 @@ class ActivityStream final : public EventStream {
     }
     for (EventHub::Activity& a : acts) {
       cursor_ = a.seq;
+      auto [it, fresh] = visible_.try_emplace(a.runbook_id, false);
+      if (fresh) it->second = CanSeeRunsOf(ctx_, access_.subject(), a.runbook_id);
+      if (!it->second) continue;
       out.push_back({fmt::format("{}-{}", ctx_.hub.epoch(), a.seq), "run", std::move(a.json)});
     }
     return true;
@@ -169,6 +215,8 @@ class ActivityStream final : public EventStream {
 
  private:
   ApiContext& ctx_;
+  StreamAccess access_;
+  std::map<std::string, bool, std::less<>> visible_;  // by runbook id
   std::string resume_;
   std::unique_ptr<EventHub::StreamSlot> slot_;
   std::unique_ptr<EventHub::Subscription> sub_;
@@ -183,8 +231,8 @@ std::string ResumeId(const HttpRequest& req) {
 }
 
 Result<std::unique_ptr<EventHub::StreamSlot>> Admit(ApiContext& ctx, const HttpRequest& req) {
-  auto slot =
-      ctx.hub.AdmitStream(req.remote, ctx.options.max_streams, ctx.options.max_streams_per_subject);
+  auto slot = ctx.hub.AdmitStream(req.subject->username, ctx.options.max_streams,
+                                  ctx.options.max_streams_per_subject);
   if (!slot) {
     return Status(
         ErrorCode::kResourceExhausted,
@@ -205,8 +253,15 @@ HttpResponse RunStreamRoute(ApiContext& ctx, HttpRequest& req) {
   if (!IsValidId(id))
     return ErrorResponse(
         Status(ErrorCode::kNotFound, fmt::format("run \"{}\" does not exist", id)));
-  Status s = ctx.store.Transact(Store::TxMode::kRead,
-                                [&](StoreTx& tx) -> Status { return tx.GetRun(id).status(); });
+  std::string runbook_id;
+  Status s = ctx.store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(Run run, tx.GetRun(id));
+    runbook_id = run.runbook_id;
+    return Status::Ok();
+  });
+  if (s.ok() && !CanSeeRunsOf(ctx, *req.subject, runbook_id)) {
+    s = Status(ErrorCode::kNotFound, fmt::format("run {} does not exist", id));
+  }
   if (!s.ok()) return ErrorResponse(s);
   int attempt = 1;
   int64_t seq = 0;
@@ -231,7 +286,7 @@ HttpResponse RunStreamRoute(ApiContext& ctx, HttpRequest& req) {
   auto slot = Admit(ctx, req);
   if (!slot.ok()) return TooMany(slot.status());
   HttpResponse resp;
-  resp.stream = std::make_shared<RunStream>(ctx, id, attempt, seq, std::move(*slot));
+  resp.stream = std::make_shared<RunStream>(ctx, id, attempt, seq, std::move(*slot), req.subject);
   return resp;
 }
 
@@ -239,7 +294,7 @@ HttpResponse ActivityRoute(ApiContext& ctx, HttpRequest& req) {
   auto slot = Admit(ctx, req);
   if (!slot.ok()) return TooMany(slot.status());
   HttpResponse resp;
-  resp.stream = std::make_shared<ActivityStream>(ctx, ResumeId(req), std::move(*slot));
+  resp.stream = std::make_shared<ActivityStream>(ctx, ResumeId(req), std::move(*slot), req.subject);
   return resp;
 }
 

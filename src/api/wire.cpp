@@ -30,6 +30,8 @@ int ErrorStatus(ErrorCode code) {
       return 429;
     case ErrorCode::kPermissionDenied:
       return 403;
+    case ErrorCode::kUnauthenticated:
+      return 401;
     case ErrorCode::kDataLoss:
       return 500;
     case ErrorCode::kInternal:
@@ -62,6 +64,8 @@ std::string_view ErrorWireCode(ErrorCode code) {
       return "resource_exhausted";
     case ErrorCode::kPermissionDenied:
       return "permission_denied";
+    case ErrorCode::kUnauthenticated:
+      return "unauthenticated";
     case ErrorCode::kDataLoss:
       return "data_loss";
     case ErrorCode::kInternal:

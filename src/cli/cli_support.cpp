@@ -4,9 +4,12 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
 #include <filesystem>
 
 #include "common/duration.h"
@@ -128,6 +131,38 @@ Result<Runbook> ResolveRunbook(Store& store, const std::string& ref) {
                  parsed.diagnostics.front().ToString());
   }
   return std::move(*parsed.runbook);
+}
+
+Result<std::string> ReadSecret(const std::string& prompt) {
+  const bool tty = ::isatty(STDIN_FILENO) != 0;
+  termios old{};
+  if (tty) {
+    std::fprintf(stderr, "%s", prompt.c_str());
+    std::fflush(stderr);
+    ::tcgetattr(STDIN_FILENO, &old);
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  }
+  std::string line;
+  bool got = false;
+  for (;;) {
+    char c = 0;
+    const ssize_t n = ::read(STDIN_FILENO, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got = true;
+    if (c == '\n') break;
+    line.push_back(c);
+    if (line.size() > (1 << 20)) break;
+  }
+  if (tty) {
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    std::fprintf(stderr, "\n");
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (!got) return Status(ErrorCode::kInvalidArgument, "no input: " + prompt);
+  return line;
 }
 
 int ExitFor(const Status& s) {

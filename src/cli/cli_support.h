@@ -38,6 +38,12 @@ Result<Runbook> ResolveRunbook(Store& store, const std::string& ref);
 // kExitInvalidInput for kInvalidArgument and kNotFound, kExitFailed otherwise.
 int ExitFor(const Status& s);
 
+// A secret typed by the user: with standard input a terminal, `prompt` on stderr and the
+// line read without echo; otherwise one line of standard input (scripts pipe it in). The
+// trailing newline is removed. kInvalidArgument at end of input. Secrets never come from
+// the command line (visible in `ps` and shell history).
+Result<std::string> ReadSecret(const std::string& prompt);
+
 std::string HostName();
 std::string CurrentUserName();
 

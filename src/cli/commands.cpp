@@ -57,6 +57,10 @@ struct Options {
   RetryOptions retry;
   RunbooksOptions runbooks;
   CompletionOptions completion;
+  LoginOptions login;
+  LogoutOptions logout;
+  UsersOptions users;
+  TokensOptions tokens;
 };
 
 struct Command {
@@ -307,6 +311,44 @@ const Command kCommands[] = {
        AddServerFlags(app, o.runbooks.server, kClientServerHelp);
      },
      [](const Options& o) { return RunRunbooks(o.runbooks); }},
+    {"login", "Log in to a server and keep a token in ~/.config/automan/cli.yaml (0600)",
+     [](CLI::App& app, Options& o) {
+       app.add_option("-u,--username", o.login.username, "User name (asked for when absent)");
+       app.add_flag("--password-stdin", o.login.password_stdin,
+                    "Read the password from standard input instead of a prompt");
+       AddServerFlags(app, o.login.server, kClientServerHelp);
+     },
+     [](const Options& o) { return RunLogin(o.login); }},
+    {"logout", "Revoke the token `automan login` stored, and forget it",
+     [](CLI::App& app, Options& o) { AddServerFlags(app, o.logout.server, kClientServerHelp); },
+     [](const Options& o) { return RunLogout(o.logout); }},
+    {"users", "Manage users (admins): list, add, set-role, disable, enable, reset-password",
+     [](CLI::App& app, Options& o) {
+       app.add_option("action", o.users.action,
+                      "list | add | set-role | disable | enable | reset-password")
+           ->required()
+           ->check(
+               CLI::IsMember({"list", "add", "set-role", "disable", "enable", "reset-password"}));
+       app.add_option("username", o.users.username, "The user (all but list)");
+       app.add_option("role", o.users.role, "set-role: the new role");
+       app.add_option("--role", o.users.role, "add: the role (admin, operator, responder, viewer)");
+       app.add_flag("--json", o.users.json, "Print JSON");
+       AddServerFlags(app, o.users.server, kClientServerHelp);
+     },
+     [](const Options& o) { return RunUsers(o.users); }},
+    {"tokens", "Your API tokens: list, create NAME (shown once), revoke ID",
+     [](CLI::App& app, Options& o) {
+       app.add_option("action", o.tokens.action, "list | create | revoke")
+           ->required()
+           ->check(CLI::IsMember({"list", "create", "revoke"}));
+       app.add_option("arg", o.tokens.arg, "create: the token's name; revoke: its id");
+       app.add_option("--role", o.tokens.role, "create: a role narrower than yours");
+       app.add_option("--expires", o.tokens.expires, "create: lifetime such as 30d (default 90d)");
+       app.add_flag("--all", o.tokens.all, "list: every user's tokens (users.manage)");
+       app.add_flag("--json", o.tokens.json, "Print JSON");
+       AddServerFlags(app, o.tokens.server, kClientServerHelp);
+     },
+     [](const Options& o) { return RunTokens(o.tokens); }},
     {"completion", "Print a shell completion script: completion bash|zsh|fish",
      [](CLI::App& app, Options& o) {
        app.add_option("shell", o.completion.shell, "bash | zsh | fish")

@@ -155,6 +155,31 @@ struct RunbooksOptions {
   std::string category, tag, query;
   bool json = false;
 };
+// The account commands (auth_commands.cpp).
+struct LoginOptions {
+  ServerFlags server;
+  std::string username;         // asked for when empty
+  bool password_stdin = false;  // read the password from standard input (scripts)
+};
+struct LogoutOptions {
+  ServerFlags server;
+};
+struct UsersOptions {
+  ServerFlags server;
+  std::string action;  // list | add | set-role | disable | enable | reset-password
+  std::string username;
+  std::string role;  // add: the role; set-role: the new role
+  bool json = false;
+};
+struct TokensOptions {
+  ServerFlags server;
+  std::string action;   // list | create | revoke
+  std::string arg;      // create: the name; revoke: the id
+  std::string role;     // create: a narrower role
+  std::string expires;  // create: a duration (30d); default the server's (90 days)
+  bool all = false;     // list: every user's (users.manage)
+  bool json = false;
+};
 struct CompletionOptions {
   std::string shell;  // bash | zsh | fish
 };
@@ -195,6 +220,10 @@ int RunLogs(const LogsOptions& options);
 int RunRetry(const RetryOptions& options);
 int RunRunbooks(const RunbooksOptions& options);
 int RunCompletion(const CompletionOptions& options);
+int RunLogin(const LoginOptions& options);
+int RunLogout(const LogoutOptions& options);
+int RunUsers(const UsersOptions& options);
+int RunTokens(const TokensOptions& options);
 // cancel, dlq and schedules through the API (client_commands.cpp); RunCancel, RunDlq and
 // RunSchedules call them when options.server.url is set.
 int RunCancelViaApi(const CancelOptions& options);

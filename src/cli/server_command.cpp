@@ -22,6 +22,10 @@
 #include "api/api.h"
 #include "api/catalog.h"
 #include "api/hub.h"
+#include "audit/audit_log.h"
+#include "auth/auth_service.h"
+#include "auth/keys.h"
+#include "auth/tickets.h"
 #include "cli/cli_support.h"
 #include "cli/commands.h"
 #include "cli/version.h"
@@ -168,6 +172,34 @@ std::pair<std::string, uint16_t> SplitListen(const std::string& listen) {
   return {host, static_cast<uint16_t>(std::stoi(listen.substr(colon + 1)))};
 }
 
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= text.size()) {
+    size_t j = text.find(',', i);
+    if (j == std::string::npos) j = text.size();
+    std::string item = text.substr(i, j - i);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+    i = j + 1;
+  }
+  return out;
+}
+
+// True when the store has no users yet (a new store: its master key may be created).
+Result<bool> StoreHasNoUsers(Store& store) {
+  bool empty = false;
+  AUTOMAN_RETURN_IF_ERROR(store.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(std::vector<UserRecord> users, tx.ListUsers());
+    AUTOMAN_ASSIGN_OR_RETURN(std::optional<AuditRecord> last, tx.LastAudit());
+    AUTOMAN_ASSIGN_OR_RETURN(std::vector<SecretRecord> secrets, tx.ListSecrets());
+    empty = users.empty() && !last && secrets.empty();
+    return Status::Ok();
+  }));
+  return empty;
+}
+
 }  // namespace
 
 int RunServer(const ServerOptions& o) {
@@ -230,7 +262,58 @@ int RunServer(const ServerOptions& o) {
   HubObserver observer(hub, m);
   EngineExecutor executor(engine, &observer);
 
-  api::ApiContext ctx{**store, engine.queue(), **catalog, hub, SystemClock()};
+  // Security: the master key, users, sessions and tokens, stream tickets (docs/security.md).
+  const std::string key_file = c.key_file.empty() ? c.data + "/master.key" : c.key_file;
+  auto fresh_store = StoreHasNoUsers(**store);
+  if (!fresh_store.ok()) {
+    fmt::print(stderr, "error: {}\n", fresh_store.status().message());
+    return kExitFailed;
+  }
+  bool key_created = false;
+  auto keys = auth::LoadOrCreateKeys(key_file, *fresh_store, &key_created);
+  if (!keys.ok()) {
+    fmt::print(stderr, "error: {}\n", keys.status().message());
+    return kExitFailed;
+  }
+  if (key_created)
+    log.Log(1, "created the master key file " + key_file + " (back it up with the store)");
+  auth::RoleSet roles;
+  auth::AuthOptions ao;
+  ao.session_idle = *ParseDuration(c.session_idle);
+  ao.session_absolute = *ParseDuration(c.session_lifetime);
+  // The audit trail: hash-chained entries in the store, anchored by DATA/audit.head.
+  audit::AuditLog audit_log(**store, keys->audit, SystemClock(), {c.data + "/audit.head"});
+  auth::AuthService auth_service(**store, SystemClock(), roles, *keys, ao,
+                                 api::Security::HookOf(audit_log));
+  {
+    const char* env_pw = std::getenv("AUTOMAN_ADMIN_PASSWORD");
+    std::optional<std::string> admin_pw;
+    if (env_pw != nullptr && *env_pw != '\0') admin_pw = env_pw;
+    auto boot = auth_service.Bootstrap(admin_pw);
+    if (!boot.ok()) {
+      fmt::print(stderr, "error: creating the first user: {}\n", boot.status().message());
+      return boot.status().code() == ErrorCode::kInvalidArgument ? kExitInvalidInput : kExitFailed;
+    }
+    if (*boot && !(*boot)->empty()) {
+      // Printed once, on the terminal only (not through the JSON log).
+      fmt::print(stderr,
+                 "\n  Created user \"admin\" with the one-time password: {}\n"
+                 "  Log in (automan login, or the web UI) and choose a new password; this one "
+                 "will not be shown again.\n\n",
+                 **boot);
+    } else if (*boot) {
+      log.Log(1, "created user admin with the password from AUTOMAN_ADMIN_PASSWORD");
+    }
+  }
+  auth::TicketIssuer tickets(keys->tickets, SystemClock());
+  api::SecurityOptions so_sec;
+  so_sec.secure_cookies = !c.tls_cert.empty();
+  so_sec.trusted_proxies = SplitList(c.trusted_proxies);
+  so_sec.allowed_origins = SplitList(c.allowed_origins);
+  so_sec.api_limit = {static_cast<double>(c.api_rate_limit), 10.0 * c.api_rate_limit};
+  api::Security security(auth_service, tickets, audit_log, so_sec);
+
+  api::ApiContext ctx{**store, engine.queue(), **catalog, hub, SystemClock(), security};
   ctx.metrics = &registry;
   ctx.options.version = AUTOMAN_VERSION;
   ctx.options.commit = AUTOMAN_GIT_COMMIT;
@@ -370,7 +453,13 @@ int RunServer(const ServerOptions& o) {
     pollfd p{stop.fd(), POLLIN, 0};
     return ::poll(&p, 1, ms) > 0 || stop.cancelled();
   };
+  int ticks = 0;
   while (!wait_for_stop(1000)) {
+    if (++ticks % 10 == 0) auth_service.Maintain();  // last-used times, dead credentials
+    // Anchor the audit entries committed since the last tick (truncation evidence).
+    if (Status s = audit_log.Checkpoint(); !s.ok() && ticks % 60 == 1) {
+      log.Log(3, "audit: " + s.message());
+    }
     auto changed = (*catalog)->ReloadIfChanged();
     if (!changed.ok()) {
       log.Log(

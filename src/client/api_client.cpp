@@ -6,10 +6,12 @@
 // operation_aborted). Beast's synchronous calls cannot be given a deadline.
 #include "client/api_client.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -20,6 +22,7 @@
 #include <boost/json.hpp>
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <thread>
@@ -525,6 +528,8 @@ class ApiClient::Impl {
     }
     if ((reply.status == 401 || reply.status == 403) && opt_.token.empty()) {
       message += " (no token configured: set AUTOMAN_TOKEN or log in with automan login)";
+    } else if (reply.status == 401) {
+      message += " (the token was refused: log in again with automan login)";
     }
     return Status(ErrorCodeFor(reply.status, code), message);
   }
@@ -679,7 +684,7 @@ ErrorCode ErrorCodeFor(int http_status, std::string_view wire_code) {
       {"cancelled", ErrorCode::kCancelled},
       {"resource_exhausted", ErrorCode::kResourceExhausted},
       {"permission_denied", ErrorCode::kPermissionDenied},
-      {"unauthenticated", ErrorCode::kPermissionDenied},
+      {"unauthenticated", ErrorCode::kUnauthenticated},
       {"data_loss", ErrorCode::kDataLoss},
       {"internal", ErrorCode::kInternal},
   };
@@ -695,6 +700,7 @@ ErrorCode ErrorCodeFor(int http_status, std::string_view wire_code) {
     case 431:
       return ErrorCode::kInvalidArgument;
     case 401:
+      return ErrorCode::kUnauthenticated;
     case 403:
       return ErrorCode::kPermissionDenied;
     case 404:
@@ -766,6 +772,39 @@ Result<CliConfig> ReadCliConfig(const std::string& path) {
     if (key == "token") config.token = std::string(value);
   }
   return config;
+}
+
+Status WriteCliConfig(const std::string& path, const CliConfig& config) {
+  for (const std::string* v : {&config.server, &config.token}) {
+    if (v->find_first_of("\r\n\"") != std::string::npos) {
+      return Error(ErrorCode::kInvalidArgument, "a config value may not hold newlines or quotes");
+    }
+  }
+  std::error_code ec;
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec)
+      return Error(ErrorCode::kUnavailable, "cannot create {}: {}", dir.string(), ec.message());
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  }
+  std::string text = "# Written by `automan login`. Holds a token: keep it 0600.\n";
+  if (!config.server.empty()) text += "server: \"" + config.server + "\"\n";
+  if (!config.token.empty()) text += "token: \"" + config.token + "\"\n";
+  // Created 0600 under a temporary name, then renamed over the old file.
+  const std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Error(ErrorCode::kUnavailable, "cannot write {}: {}", tmp, ErrnoText(errno));
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                  ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return Error(ErrorCode::kUnavailable, "cannot write {}: {}", path, ErrnoText(err));
+  }
+  return Status::Ok();
 }
 
 namespace {

@@ -137,6 +137,9 @@ std::string CliConfigPath();
 // for a line that is not `key: value`.
 Result<CliConfig> ReadCliConfig(const std::string& path);
 
+// Writes the config file at `path` (0600, its directory created 0700), replacing it whole.
+Status WriteCliConfig(const std::string& path, const CliConfig& config);
+
 // The options of a client command from, in order: its flags (`server_flag`, `ca_file_flag`,
 // `insecure`), the environment (AUTOMAN_SERVER, AUTOMAN_TOKEN, AUTOMAN_CA_FILE), the config
 // file (server, token), the default server. The config file's token is used only when the

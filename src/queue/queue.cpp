@@ -152,12 +152,13 @@ Result<Enqueued> Queue::EnqueueInTx(StoreTx& tx, const EnqueueRequest& r, Timest
   return Enqueued{std::move(run), true};
 }
 
-Result<Enqueued> Queue::Enqueue(const EnqueueRequest& request) {
-  AUTOMAN_ASSIGN_OR_RETURN(std::vector<Enqueued> out, EnqueueMany({&request, 1}));
+Result<Enqueued> Queue::Enqueue(const EnqueueRequest& request, const EnqueueHook& also) {
+  AUTOMAN_ASSIGN_OR_RETURN(std::vector<Enqueued> out, EnqueueMany({&request, 1}, also));
   return std::move(out.front());
 }
 
-Result<std::vector<Enqueued>> Queue::EnqueueMany(std::span<const EnqueueRequest> requests) {
+Result<std::vector<Enqueued>> Queue::EnqueueMany(std::span<const EnqueueRequest> requests,
+                                                 const EnqueueHook& also) {
   std::vector<Enqueued> out;
   std::vector<std::string> versions_put;
   bool used_cache = false;
@@ -170,7 +171,7 @@ Result<std::vector<Enqueued>> Queue::EnqueueMany(std::span<const EnqueueRequest>
       AUTOMAN_ASSIGN_OR_RETURN(Enqueued e, EnqueueInTx(tx, r, now, &versions_put, &used_cache));
       out.push_back(std::move(e));
     }
-    return Status::Ok();
+    return also ? also(tx, out) : Status::Ok();
   };
   Status s = store_.Transact(Store::TxMode::kWrite, enqueue);
   if (s.code() == ErrorCode::kNotFound && used_cache) {
@@ -385,14 +386,14 @@ Result<Run> Queue::CancelInTx(StoreTx& tx, std::string_view run_id) {
   return run;
 }
 
-Result<Run> Queue::Cancel(std::string_view run_id) {
+Result<Run> Queue::Cancel(std::string_view run_id, const RunHook& also) {
   // A claim may move the fence between our read and our write (PostgreSQL runs them
   // concurrently); then the run is running and the next pass asks its worker instead.
   for (int pass = 0;; ++pass) {
     Run run;
     Status s = store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
       AUTOMAN_ASSIGN_OR_RETURN(run, CancelInTx(tx, run_id));
-      return Status::Ok();
+      return also ? also(tx, run) : Status::Ok();
     });
     if (s.code() == ErrorCode::kAborted && pass < 3) continue;
     AUTOMAN_RETURN_IF_ERROR(s);
@@ -465,7 +466,8 @@ Status Queue::Reconcile() {
   return store_.Transact(Store::TxMode::kWrite, [](StoreTx& tx) { return tx.RecountSlots(); });
 }
 
-Result<Run> Queue::Replay(std::string_view run_id, std::string_view triggered_by) {
+Result<Run> Queue::Replay(std::string_view run_id, std::string_view triggered_by,
+                          const EnqueueHook& also) {
   Run old;
   RunbookVersion version;
   AUTOMAN_RETURN_IF_ERROR(store_.Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
@@ -497,7 +499,7 @@ Result<Run> Queue::Replay(std::string_view run_id, std::string_view triggered_by
   r.triggered_by = std::string(triggered_by);
   r.priority = old.priority;
   r.retry_of = old.id;
-  AUTOMAN_ASSIGN_OR_RETURN(Enqueued e, Enqueue(r));
+  AUTOMAN_ASSIGN_OR_RETURN(Enqueued e, Enqueue(r, also));
   return e.run;
 }
 

@@ -153,10 +153,16 @@ class Queue {
   const QueueOptions& options() const { return options_; }
   Store& store() { return store_; }
 
+  // Called inside the transaction of an enqueue or cancel, with its result, so the caller
+  // can write rows that commit with it or not at all (the API's audit entries).
+  using EnqueueHook = std::function<Status(StoreTx&, const std::vector<Enqueued>&)>;
+  using RunHook = std::function<Status(StoreTx&, const Run&)>;
+
   // Validates and enqueues (see the header comment). kInvalidArgument for bad fields.
-  Result<Enqueued> Enqueue(const EnqueueRequest& request);
+  Result<Enqueued> Enqueue(const EnqueueRequest& request, const EnqueueHook& also = {});
   // Several in one transaction: all or none.
-  Result<std::vector<Enqueued>> EnqueueMany(std::span<const EnqueueRequest> requests);
+  Result<std::vector<Enqueued>> EnqueueMany(std::span<const EnqueueRequest> requests,
+                                            const EnqueueHook& also = {});
   // Enqueues and claims for `owner` in one transaction (automan exec runs its own run
   // under a lease like any worker). Returns the claimed run.
   Result<Run> EnqueueClaimed(const EnqueueRequest& request, std::string_view owner);
@@ -182,7 +188,7 @@ class Queue {
   }
 
   // See Cancel above. Returns the run as it now is. kNotFound.
-  Result<Run> Cancel(std::string_view run_id);
+  Result<Run> Cancel(std::string_view run_id, const RunHook& also = {});
 
   // Enqueue and Cancel inside the caller's kWrite transaction, so that other rows commit
   // with them or not at all (the scheduler's ledger row and its run). Call Notify() after
@@ -198,7 +204,8 @@ class Queue {
   Status Reconcile();
 
   // Enqueues a replay of DEAD (or any terminal) runs; see "Dead-letter queue".
-  Result<Run> Replay(std::string_view run_id, std::string_view triggered_by);
+  Result<Run> Replay(std::string_view run_id, std::string_view triggered_by,
+                     const EnqueueHook& also = {});
 
   // One batch of retention; returns how many runs it deleted (0: nothing left to do).
   Result<int> PruneBatch(const RetentionPolicy& policy);

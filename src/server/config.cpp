@@ -104,6 +104,18 @@ const std::vector<Row>& Rows() {
               "open SSE/WebSocket streams per user or token"),
       Choice("log_level", &C::log_level, "debug|info|warn|error", "least severity logged"),
       Choice("access_log", &C::access_log, "on|off", "JSON access log lines on stderr"),
+      Str("key_file", &C::key_file,
+          "master key file (created 0600 on first start); empty: DATA/master.key"),
+      Str("trusted_proxies", &C::trusted_proxies,
+          "comma-separated addresses of reverse proxies whose X-Forwarded-For is believed"),
+      Str("allowed_origins", &C::allowed_origins,
+          "comma-separated extra Origins accepted from browser sessions (https://host)"),
+      Integer("api_rate_limit", &C::api_rate_limit, 0, 1'000'000,
+              "API requests per second per user or token, burst 10x (0: no limit)"),
+      Dur("session_idle", &C::session_idle, 60'000,
+          "a browser session ends after this long unused"),
+      Dur("session_lifetime", &C::session_lifetime, 60'000,
+          "a browser session ends this long after login"),
   };
   return kRows;
 }

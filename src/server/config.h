@@ -45,6 +45,13 @@ struct ServerConfig {
   int max_streams_per_subject = 100;
   std::string log_level = "info";  // debug|info|warn|error
   std::string access_log = "on";   // on|off: JSON access log lines on stderr
+  // Security (docs/security.md).
+  std::string key_file;                  // empty: <data>/master.key
+  std::string trusted_proxies;           // comma-separated peer addresses whose XFF is believed
+  std::string allowed_origins;           // comma-separated extra Origins for browser sessions
+  int api_rate_limit = 500;              // requests/s per user or token (burst 10x); 0: off
+  std::string session_idle = "30m";      // a browser session ends after this long unused
+  std::string session_lifetime = "12h";  // and this long after login in any case
 };
 
 // One setting's provenance, for the start-up banner.

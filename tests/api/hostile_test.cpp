@@ -75,13 +75,21 @@ class HostileE2eTest : public ApiFixture {
   }
 };
 
+// The test clients' default headers (the admin's bearer token) as raw header lines.
+std::string DefaultHeaderLines() {
+  std::string out;
+  for (const auto& [k, v] : DefaultTestHeaders()) out += k + ": " + v + "\r\n";
+  return out;
+}
+
 std::string Get(const std::string& target, const std::string& extra_headers = "") {
-  return "GET " + target + " HTTP/1.1\r\nHost: x\r\n" + extra_headers + "\r\n";
+  return "GET " + target + " HTTP/1.1\r\nHost: x\r\n" + DefaultHeaderLines() + extra_headers +
+         "\r\n";
 }
 
 std::string Post(const std::string& target, const std::string& body) {
-  return "POST " + target +
-         " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+  return "POST " + target + " HTTP/1.1\r\nHost: x\r\n" + DefaultHeaderLines() +
+         "Content-Type: application/json\r\n"
          "Content-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }

@@ -456,7 +456,10 @@ TEST_F(StreamE2eTest, ASlowStreamClientDoesNotHoldUpAnother) {
   // A client that asks for the stream and never reads, with a tiny receive window.
   TcpConnection slow;
   ASSERT_TRUE(slow.Connect(port(), "127.0.0.1", 2048));
-  ASSERT_TRUE(slow.Send("GET /api/v1/runs/" + id + "/stream HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string auth;
+  for (const auto& [k, v] : DefaultTestHeaders()) auth += k + ": " + v + "\r\n";
+  ASSERT_TRUE(
+      slow.Send("GET /api/v1/runs/" + id + "/stream HTTP/1.1\r\nHost: x\r\n" + auth + "\r\n"));
 
   SseReader fast(port(), "/api/v1/runs/" + id + "/stream");
   ASSERT_TRUE(fast.ok()) << fast.head().Describe();

@@ -5,6 +5,8 @@
 #include <chrono>
 
 #include "api/http.h"
+#include "auth/crypto.h"
+#include "auth/keys.h"
 #include "metrics/process_metrics.h"
 
 namespace automan::testing {
@@ -29,8 +31,28 @@ Result<std::unique_ptr<InProcessApi>> InProcessApi::Create(const Options& option
   co.api_dir = options.data_dir + "/api-runbooks";
   AUTOMAN_ASSIGN_OR_RETURN(api->catalog_, api::RunbookCatalog::Open(std::move(co)));
   api->queue_->SetObserver([hub = &api->hub_](const Run& run) { hub->PublishRun(run); });
-  api->ctx_ = std::make_unique<api::ApiContext>(
-      api::ApiContext{*api->store_, *api->queue_, *api->catalog_, api->hub_, api->clock_});
+  // Security as the server sets it up, with a random master key and the cheapest password
+  // cost OWASP allows (tests hash many passwords).
+  auth::Key master{};
+  const std::string random = auth::RandomBytes(master.size());
+  std::copy(random.begin(), random.end(), master.begin());
+  const auth::Keys keys = auth::DeriveKeys(master);
+  auth::AuthOptions ao;
+  ao.password_cost = auth::kOwaspMinimumCost;
+  api->audit_ =
+      std::make_unique<audit::AuditLog>(*api->store_, keys.audit, api->clock_,
+                                        audit::AuditLogOptions{options.data_dir + "/audit.head"});
+  api->auth_ = std::make_unique<auth::AuthService>(*api->store_, api->clock_, api->roles_, keys, ao,
+                                                   api::Security::HookOf(*api->audit_));
+  api->tickets_ = std::make_unique<auth::TicketIssuer>(keys.tickets, api->clock_);
+  api->security_ = std::make_unique<api::Security>(*api->auth_, *api->tickets_, *api->audit_,
+                                                   api::SecurityOptions{});
+  AUTOMAN_RETURN_IF_ERROR(api->auth_->Bootstrap(std::string(kAdminPassword)).status());
+  AUTOMAN_ASSIGN_OR_RETURN(auth::LoginResult login, api->auth_->Login("admin", kAdminPassword, true,
+                                                                      auth::Actor{"", "test"}));
+  api->admin_token_ = *login.token;
+  api->ctx_ = std::make_unique<api::ApiContext>(api::ApiContext{
+      *api->store_, *api->queue_, *api->catalog_, api->hub_, api->clock_, *api->security_});
   api->ctx_->options.version = options.version;
   api->ctx_->options.commit = "0000000";
   api->ctx_->options.metrics_public = options.metrics_public;
@@ -56,6 +78,22 @@ Result<std::unique_ptr<InProcessApi>> InProcessApi::Create(const Options& option
   return api;
 }
 
+api::HttpResponse InProcessApi::CallAnonymous(const std::string& method, const std::string& target,
+                                              const std::string& body) {
+  return Call(method, target, body, {{"authorization", ""}});
+}
+
+Result<std::string> InProcessApi::TokenFor(const std::string& username, const std::string& role) {
+  const std::string password = "password-of-" + username;
+  auto created = auth_->CreateUser(username, password, role, false, auth::Actor{"test", ""});
+  if (!created.ok() && created.status().code() != ErrorCode::kAlreadyExists) {
+    return created.status();
+  }
+  AUTOMAN_ASSIGN_OR_RETURN(auth::LoginResult login,
+                           auth_->Login(username, password, true, auth::Actor{"", "test"}));
+  return *login.token;
+}
+
 api::HttpResponse InProcessApi::Call(const std::string& method, const std::string& target,
                                      const std::string& body,
                                      const std::map<std::string, std::string>& headers) {
@@ -69,6 +107,12 @@ api::HttpResponse InProcessApi::Call(const std::string& method, const std::strin
     for (char c : k)
       lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     req.headers[lower] = v;
+  }
+  if (req.headers.count("authorization") == 0 && req.headers.count("cookie") == 0) {
+    req.headers["authorization"] = "Bearer " + admin_token_;
+  } else if (auto it = req.headers.find("authorization");
+             it != req.headers.end() && it->second.empty()) {
+    req.headers.erase(it);  // CallAnonymous
   }
   // As the transport (src/server/http_server.cpp) does before dispatching.
   if (target.empty() || target.front() != '/' || !api::SplitTarget(target, req.path, req.query)) {

@@ -17,6 +17,9 @@
 #include "api/catalog.h"
 #include "api/hub.h"
 #include "api/router.h"
+#include "audit/audit_log.h"
+#include "auth/auth_service.h"
+#include "auth/tickets.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "metrics/metrics.h"
@@ -54,10 +57,22 @@ class InProcessApi {
 
   // Splits `target` as the transport does (400 bad_request when it is not a path with valid
   // escapes), lower-cases header names, dispatches, and counts the request in the metrics.
+  // As the bootstrap admin (Authorization: Bearer admin_token()) unless `headers` holds an
+  // Authorization or Cookie header; CallAnonymous sends no credentials.
   api::HttpResponse Call(const std::string& method, const std::string& target,
                          const std::string& body = "",
                          const std::map<std::string, std::string>& headers = {});
 
+  api::HttpResponse CallAnonymous(const std::string& method, const std::string& target,
+                                  const std::string& body = "");
+  // A user `username` with `role` (created on first use) and a bearer token of theirs.
+  Result<std::string> TokenFor(const std::string& username, const std::string& role);
+
+  static constexpr const char* kAdminPassword = "admin-password-for-tests";
+  const std::string& admin_token() const { return admin_token_; }
+  auth::AuthService& auth() { return *auth_; }
+  audit::AuditLog& audit() { return *audit_; }
+  auth::TicketIssuer& tickets() { return *tickets_; }
   api::Router& router() { return *router_; }
   api::ApiContext& ctx() { return *ctx_; }
   SimulatedClock& clock() { return clock_; }
@@ -76,6 +91,12 @@ class InProcessApi {
   std::unique_ptr<metrics::Registry> registry_;
   metrics::Family<metrics::Counter>* http_requests_ = nullptr;
   metrics::Family<metrics::Histogram>* http_duration_ = nullptr;
+  auth::RoleSet roles_;
+  std::unique_ptr<audit::AuditLog> audit_;
+  std::unique_ptr<auth::AuthService> auth_;
+  std::unique_ptr<auth::TicketIssuer> tickets_;
+  std::unique_ptr<api::Security> security_;
+  std::string admin_token_;
   std::unique_ptr<api::ApiContext> ctx_;
   std::unique_ptr<api::Router> router_;
 };

@@ -38,7 +38,7 @@ using testing::InProcessApi;
 using testing::TempDir;
 
 const std::set<std::string> kPublicRoutes = {"GET /healthz", "GET /readyz", "GET /api/v1/version",
-                                             "GET /api/v1/openapi.json"};
+                                             "GET /api/v1/openapi.json", "POST /api/v1/auth/login"};
 
 std::string Key(const std::string& method, const std::string& pattern) {
   return method + " " + pattern;
@@ -171,6 +171,9 @@ TEST_P(RouteTableTest, EveryRouteDeclaresAPermissionAndOnlyTheSystemRoutesArePub
     const std::string key = Key(r.method, r.pattern);
     if (r.permission == api::kPublic) {
       got_public.insert(key);
+    } else if (r.permission == api::kAuthenticated) {
+      EXPECT_EQ(r.pattern.rfind("/api/v1/auth/", 0) == 0 || r.pattern == "/api/v1/roles", true)
+          << key << ": only a subject's own things are open to any logged-in subject";
     } else {
       EXPECT_TRUE(std::regex_match(r.permission, dotted))
           << key << " declares permission \"" << r.permission << "\"; want kPublic or area.action";
@@ -708,6 +711,31 @@ rollback:
   Call("GET", "/api/v1/schedules/contract-rb/nope", "", 404);
   Call("DELETE", "/api/v1/schedules/contract-rb/hourly", "", 204);
   Call("DELETE", "/api/v1/runbooks/contract-rb", "", 204);
+  // Security: login, tokens, users, roles, tickets, audit.
+  const std::string login_body =
+      std::string(R"({"username":"admin","password":")") + InProcessApi::kAdminPassword + "\"}";
+  Call("POST", "/api/v1/auth/login", login_body, 200);
+  Call("POST", "/api/v1/auth/login", R"({"username":"admin","password":"wrong-password"})", 401);
+  Call("GET", "/api/v1/auth/me", "", 200);
+  json::value tok = Call("POST", "/api/v1/auth/tokens", R"({"name":"ci","role":"viewer"})", 201);
+  Call("GET", "/api/v1/auth/tokens", "", 200);
+  Call("GET", "/api/v1/auth/tokens?all=true", "", 200);
+  Call("DELETE", "/api/v1/auth/tokens/" + std::string(tok.at("id").as_string()), "", 204);
+  Call("POST", "/api/v1/auth/tickets", R"({"scope":"all"})", 201);
+  Call("POST", "/api/v1/auth/tickets", R"({"scope":"run:nope"})", 400);
+  Call("POST", "/api/v1/users",
+       R"({"username":"carol","password":"carol-password","role":"viewer"})", 201);
+  Call("POST", "/api/v1/users",
+       R"({"username":"carol","password":"carol-password","role":"viewer"})", 409);
+  Call("GET", "/api/v1/users", "", 200);
+  Call("GET", "/api/v1/users/carol", "", 200);
+  Call("PATCH", "/api/v1/users/carol", R"({"role":"operator","disabled":true})", 200);
+  Call("GET", "/api/v1/roles", "", 200);
+  Call("GET", "/api/v1/audit", "", 200);
+  Call("GET", "/api/v1/audit?action=user.&limit=2", "", 200);
+  Call("GET", "/api/v1/audit/verify", "", 200);
+  Call("POST", "/api/v1/auth/password", R"({"current":"wrong-password","new":"x-password"})", 400);
+  Call("POST", "/api/v1/auth/logout", "", 204);
 
   // Every non-stream route but /metrics and the document itself was exercised.
   std::set<std::string> missing;

@@ -290,7 +290,8 @@ TEST(ApiClientTest, UrlEscapeKeepsUnreservedCharactersOnly) {
 TEST(ApiClientTest, ErrorCodeForPrefersTheWireCode) {
   EXPECT_EQ(ErrorCodeFor(409, "already_exists"), ErrorCode::kAlreadyExists);
   EXPECT_EQ(ErrorCodeFor(409, ""), ErrorCode::kAborted);
-  EXPECT_EQ(ErrorCodeFor(401, ""), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(ErrorCodeFor(401, ""), ErrorCode::kUnauthenticated);
+  EXPECT_EQ(ErrorCodeFor(403, ""), ErrorCode::kPermissionDenied);
   EXPECT_EQ(ErrorCodeFor(400, ""), ErrorCode::kInvalidArgument);
   EXPECT_EQ(ErrorCodeFor(500, ""), ErrorCode::kInternal);
 }
@@ -372,6 +373,19 @@ TEST_F(CliSettingsTest, AConfigFileOpenToOthersIsNotRead) {
   EXPECT_THAT(warnings_[0], HasSubstr("0644"));
   auto direct = ReadCliConfig(path);
   EXPECT_EQ(direct.status().code(), ErrorCode::kPermissionDenied);
+}
+
+TEST_F(CliSettingsTest, WrittenConfigIsPrivateAndReadsBack) {
+  const std::string path = home_.File("new/dir/cli.yaml");
+  ASSERT_TRUE(WriteCliConfig(path, {"http://127.0.0.1:9", "amt_secret"}).ok());
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto back = ReadCliConfig(path);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->server, "http://127.0.0.1:9");
+  EXPECT_EQ(back->token, "amt_secret");
+  EXPECT_FALSE(WriteCliConfig(path, {"http://x\ntoken: evil", ""}).ok());
 }
 
 TEST_F(CliSettingsTest, AMalformedConfigLineIsAnError) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "client/fake_http_server.h"
+#include "support/http_client.h"
 #include "support/proc_util.h"
 #include "support/test_util.h"
 
@@ -95,6 +96,7 @@ class ClientCliTest : public ::testing::Test {
                                      "--grace",      "1s",
                                      "--access-log", "off"};
     args.insert(args.end(), extra.begin(), extra.end());
+    ::setenv("AUTOMAN_ADMIN_PASSWORD", testing::kTestAdminPassword, 1);
     server_ = std::make_unique<ChildProcess>(args, dir_.File("server.log"), dir_.path());
     ASSERT_TRUE(server_->ok());
     static const std::regex kListening("listening on (https?://[0-9.]+:[0-9]+)");
@@ -108,6 +110,12 @@ class ClientCliTest : public ::testing::Test {
         },
         seconds(20)))
         << server_->Log();
+    if (url_.rfind("http://", 0) == 0) {
+      const uint16_t port = static_cast<uint16_t>(std::stoi(url_.substr(url_.rfind(':') + 1)));
+      std::string failure;
+      token_ = testing::LoginToken(port, "admin", testing::kTestAdminPassword, &failure);
+      ASSERT_FALSE(token_.empty()) << failure;
+    }
   }
 
   // Runs automan with a clean environment (HOME in the test's directory, none of the
@@ -119,17 +127,22 @@ class ClientCliTest : public ::testing::Test {
     return {r.exit_code, r.out, ReadFile(err)};
   }
   // Automan(args + " --server URL").
+  // As the bootstrap admin (AUTOMAN_TOKEN) unless `env` sets another token.
   Output Api(const std::string& args, const std::string& env = "") {
-    return Automan(args + " --server " + url_, env);
+    return Automan(args + " --server " + url_, "AUTOMAN_TOKEN=" + token_ + " " + env);
   }
 
   // automan as a child process (its own pid: `env` execs it), output in `name`.log.
   std::unique_ptr<ChildProcess> Spawn(const std::vector<std::string>& args,
                                       const std::string& name) {
-    std::vector<std::string> argv = {
-        "/usr/bin/env",  "-u", "AUTOMAN_SERVER",  "-u",
-        "AUTOMAN_TOKEN", "-u", "AUTOMAN_CA_FILE", "HOME=" + dir_.File("home"),
-        kAutoman};
+    std::vector<std::string> argv = {"/usr/bin/env",
+                                     "-u",
+                                     "AUTOMAN_SERVER",
+                                     "-u",
+                                     "AUTOMAN_CA_FILE",
+                                     "AUTOMAN_TOKEN=" + token_,
+                                     "HOME=" + dir_.File("home"),
+                                     kAutoman};
     argv.insert(argv.end(), args.begin(), args.end());
     auto c = std::make_unique<ChildProcess>(argv, dir_.File(name + ".log"), dir_.File("cwd"));
     EXPECT_TRUE(c->ok());
@@ -167,6 +180,7 @@ class ClientCliTest : public ::testing::Test {
   TempDir dir_;
   std::unique_ptr<ChildProcess> server_;
   std::string url_;
+  std::string token_;  // the bootstrap admin's
   int calls_ = 0;
 };
 
@@ -431,13 +445,14 @@ TEST_F(ClientCliTest, DeadLetterQueueThroughTheServer) {
 
 TEST_F(ClientCliTest, AutomanServerInTheEnvironmentSelectsTheApi) {
   StartServer();
-  Output r = Automan("run ok --follow", "AUTOMAN_SERVER=" + url_);
+  const std::string env = "AUTOMAN_TOKEN=" + token_ + " AUTOMAN_SERVER=" + url_;
+  Output r = Automan("run ok --follow", env);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "[greet] hello\n");
   // cancel, dlq and schedules go to the API too: no local store appears.
-  EXPECT_EQ(Automan("schedules list", "AUTOMAN_SERVER=" + url_).exit_code, 0);
-  EXPECT_EQ(Automan("dlq list", "AUTOMAN_SERVER=" + url_).exit_code, 0);
-  Output cancel = Automan("cancel 01a23ada-0000-7000-8000-000000000000", "AUTOMAN_SERVER=" + url_);
+  EXPECT_EQ(Automan("schedules list", env).exit_code, 0);
+  EXPECT_EQ(Automan("dlq list", env).exit_code, 0);
+  Output cancel = Automan("cancel 01a23ada-0000-7000-8000-000000000000", env);
   EXPECT_EQ(cancel.exit_code, 2);
   EXPECT_THAT(cancel.err, HasSubstr("does not exist"));
   EXPECT_FALSE(std::filesystem::exists(dir_.File("cwd/automan-data")));
@@ -498,6 +513,12 @@ TEST_F(ClientCliTest, HttpsVerifiesTheCertificateUnlessToldOtherwise) {
             0);
   StartServer({"--tls-cert", cert, "--tls-key", key});
   ASSERT_THAT(url_, ::testing::StartsWith("https://"));
+  // automan login over TLS keeps the token in the CLI config file, which later commands use.
+  WriteFile(dir_.File("pw"), std::string(testing::kTestAdminPassword) + "\n");
+  Output login = Automan("login -u admin --password-stdin --ca-file " + cert + " --server " + url_ +
+                         " < " + dir_.File("pw"));
+  ASSERT_EQ(login.exit_code, 0) << login.err;
+  EXPECT_THAT(login.err, HasSubstr("logged in to " + url_ + " as admin"));
   Output refused = Api("runbooks");
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_THAT(refused.err, HasSubstr("certificate"));

@@ -323,9 +323,49 @@ void HttpTestClient::Close() {
   buf_.clear();
 }
 
+Headers& DefaultTestHeaders() {
+  static Headers headers;
+  return headers;
+}
+
+Headers WithDefaultHeaders(const Headers& headers) {
+  Headers out;
+  auto given = [&](const std::string& name) {
+    for (const auto& [k, v] : headers) {
+      if (Lower(k) == Lower(name)) return true;
+    }
+    return false;
+  };
+  for (const auto& [k, v] : DefaultTestHeaders()) {
+    if (!given(k)) out.emplace_back(k, v);
+  }
+  for (const auto& [k, v] : headers) {
+    if (!v.empty()) out.emplace_back(k, v);
+  }
+  return out;
+}
+
+std::string LoginToken(uint16_t port, const std::string& username, const std::string& password,
+                       std::string* failure) {
+  HttpTestClient c(port);
+  HttpResult r =
+      c.Post("/api/v1/auth/login",
+             R"({"username":")" + username + R"(","password":")" + password + R"(","token":true})",
+             {{"Authorization", ""}});
+  const std::string key = "\"token\":\"";
+  size_t at = r.body.find(key);
+  if (r.status != 200 || at == std::string::npos) {
+    if (failure != nullptr) *failure = r.Describe();
+    return "";
+  }
+  at += key.size();
+  return r.body.substr(at, r.body.find('"', at) - at);
+}
+
 HttpResult HttpTestClient::Request(const std::string& method, const std::string& target,
-                                   const std::string& body, const Headers& headers,
+                                   const std::string& body, const Headers& given_headers,
                                    milliseconds timeout) {
+  const Headers headers = WithDefaultHeaders(given_headers);
   std::string req =
       method + " " + target + " HTTP/1.1\r\nHost: " + host_ + ":" + std::to_string(port_) + "\r\n";
   bool has_type = false;
@@ -394,7 +434,7 @@ SseReader::SseReader(uint16_t port, const std::string& target, const std::string
   std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
                     "\r\nAccept: text/event-stream\r\n";
   if (!last_event_id.empty()) req += "Last-Event-ID: " + last_event_id + "\r\n";
-  for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
+  for (const auto& [k, v] : WithDefaultHeaders(headers)) req += k + ": " + v + "\r\n";
   req += "\r\n";
   const auto deadline = Steady::now() + std::chrono::seconds(30);
   if (!conn_.Send(req) || !ReadHead(conn_, buf_, deadline, head_)) {
@@ -492,7 +532,9 @@ WsClient::WsClient(uint16_t port, const std::string& target) {
   const std::string key = Base64(nonce, sizeof nonce);
   std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
                     "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-                    "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+                    "\r\nSec-WebSocket-Version: 13\r\n";
+  for (const auto& [k, v] : WithDefaultHeaders({})) req += k + ": " + v + "\r\n";
+  req += "\r\n";
   const auto deadline = Steady::now() + std::chrono::seconds(30);
   if (!conn_.Send(req) || !ReadHead(conn_, buf_, deadline, head_)) {
     closed_ = true;
@@ -630,6 +672,8 @@ ServerProcess::ServerProcess(const std::string& data_dir,
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::string cwd = std::filesystem::path(log_file).parent_path().string();
   if (cwd.empty()) cwd = ".";
+  // The bootstrap admin's password, so the test can log in (inherited by the child).
+  ::setenv("AUTOMAN_ADMIN_PASSWORD", kTestAdminPassword, 1);
   child_ = std::make_unique<ChildProcess>(args, log_file, cwd);
   if (!child_->ok()) return;
   const std::string kPrefix = "listening on http://127.0.0.1:";
@@ -655,6 +699,10 @@ ServerProcess::ServerProcess(const std::string& data_dir,
         return false;
       },
       start_timeout, milliseconds(10));
+  if (port_ != 0) {
+    token_ = LoginToken(port_, "admin", kTestAdminPassword);
+    DefaultTestHeaders() = {{"Authorization", "Bearer " + token_}};
+  }
 }
 
 ServerProcess::~ServerProcess() {

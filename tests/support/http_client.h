@@ -74,6 +74,17 @@ HttpResult ReadHttpResponse(TcpConnection& conn, std::string& buf,
                             std::chrono::milliseconds timeout, bool head_only = false,
                             bool response_to_head = false);
 
+// Headers every request of HttpTestClient, SseReader and WsClient carries, unless the
+// request sets the same header itself (to an empty value: then it is not sent at all).
+// ServerProcess sets Authorization to a bearer token of the bootstrap admin of the server
+// it started last, so tests talk to their server as admin unless they say otherwise.
+Headers& DefaultTestHeaders();
+// `headers` merged over DefaultTestHeaders(), empty values dropped.
+Headers WithDefaultHeaders(const Headers& headers);
+
+// The password ServerProcess gives the bootstrap admin (AUTOMAN_ADMIN_PASSWORD).
+inline constexpr const char* kTestAdminPassword = "test-admin-password";
+
 class HttpTestClient {
  public:
   explicit HttpTestClient(uint16_t port, std::string host = "127.0.0.1");
@@ -209,6 +220,8 @@ class ServerProcess {
 
   bool started() const { return port_ != 0; }
   uint16_t port() const { return port_; }
+  // A bearer token of the bootstrap admin (logged in once the server listened).
+  const std::string& token() const { return token_; }
   std::string Log() const { return child_->Log(); }
   pid_t pid() const { return child_->pid(); }
   bool Alive();
@@ -224,8 +237,14 @@ class ServerProcess {
  private:
   std::unique_ptr<ChildProcess> child_;
   uint16_t port_ = 0;
+  std::string token_;
   std::optional<int> exit_code_;
 };
+
+// POST /api/v1/auth/login with {"token": true}: the bearer token, or "" (with the
+// response in `failure`).
+std::string LoginToken(uint16_t port, const std::string& username, const std::string& password,
+                       std::string* failure = nullptr);
 
 // The path of the automan binary of this build.
 std::string AutomanBinary();
