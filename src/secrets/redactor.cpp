@@ -123,8 +123,7 @@ Redactor::Redactor(const std::vector<std::string>& secrets, std::string replacem
 
 std::string Redactor::Redact(std::string_view text) const {
   if (empty()) return std::string(text);
-  // A one-shot scan never looks further back than the text itself.
-  secrets_detail::Scanner scanner(core_, std::min(longest_pattern(), text.size()) + 2);
+  secrets_detail::Scanner scanner(core_);
   std::string out;
   out.reserve(text.size());
   scanner.Write(text, &out);
@@ -135,7 +134,7 @@ std::string Redactor::Redact(std::string_view text) const {
 std::vector<Redactor::Range> Redactor::Find(std::string_view text) const {
   std::vector<Range> ranges;
   if (empty()) return ranges;
-  secrets_detail::Scanner scanner(core_, std::min(longest_pattern(), text.size()) + 2);
+  secrets_detail::Scanner scanner(core_);
   std::vector<std::pair<uint64_t, uint64_t>> found;
   scanner.RecordRanges(&found);
   std::string out;
@@ -158,8 +157,7 @@ const std::string& Redactor::replacement() const { return core_->replacement; }
 
 RedactingStream::RedactingStream(const Redactor& redactor)
     : scanner_(redactor.empty() ? nullptr
-                                : std::make_unique<secrets_detail::Scanner>(
-                                      redactor.core_, redactor.longest_pattern() + 2)),
+                                : std::make_unique<secrets_detail::Scanner>(redactor.core_)),
       pass_through_(redactor.empty()) {}
 
 RedactingStream::~RedactingStream() = default;

@@ -1,7 +1,6 @@
 #include "secrets/scanner.h"
 
 #include <algorithm>
-#include <bit>
 #include <cassert>
 #include <utility>
 
@@ -28,13 +27,20 @@ void Intervals::Add(uint64_t start, uint64_t end) {
   list_.insert(at, merged);
 }
 
-Reading::Reading(const Automaton& automaton, size_t ring_capacity)
-    : automaton_(&automaton),
-      ring_(std::bit_ceil(std::max<size_t>(ring_capacity, 2))),
-      mask_(ring_.size() - 1) {}
+Reading::Reading(const Automaton& automaton)
+    : automaton_(&automaton), ring_(16), mask_(ring_.size() - 1) {}
+
+void Reading::Grow() {
+  std::vector<Decoded> bigger(ring_.size() * 2);
+  const uint64_t kept = std::min<uint64_t>(count_, ring_.size());
+  for (uint64_t i = count_ - kept; i < count_; ++i) bigger[i & (bigger.size() - 1)] = At(i);
+  ring_.swap(bigger);
+  mask_ = ring_.size() - 1;
+}
 
 void Reading::Reset() {
   state_ = Automaton::kRoot;
+  depth_ = 0;
   count_ = 0;
   extend_next_ = false;
 }
@@ -46,9 +52,13 @@ void Reading::Push(uint8_t byte, uint64_t start, uint64_t end, Intervals& marks)
     extend_next_ = false;
     if (IsBase64Char(byte)) marks.Add(start, end);
   }
+  // After this byte the partial match is at most one longer; it and the byte before it
+  // must still be in the ring.
+  while (depth_ + 2 > ring_.size()) Grow();
   ring_[count_ & mask_] = Decoded{start, end, byte};
   ++count_;
   state_ = automaton_->Next(state_, FoldForMatch(byte));
+  depth_ = automaton_->depth(state_);
   const uint32_t len = automaton_->match_len(state_);
   if (len == 0) return;
   const uint64_t first = count_ - len;
@@ -61,7 +71,7 @@ void Reading::Push(uint8_t byte, uint64_t start, uint64_t end, Intervals& marks)
 }
 
 uint64_t Reading::Frontier(uint64_t pos) const {
-  const uint64_t first = count_ - automaton_->depth(state_);  // first byte of partial match
+  const uint64_t first = count_ - depth_;  // the first byte of the partial match
   uint64_t frontier = first < count_ ? At(first).start : pos;
   if (automaton_->any_extend_left() && first > 0 && IsBase64Char(At(first - 1).byte)) {
     frontier = std::min(frontier, At(first - 1).start);
@@ -69,11 +79,11 @@ uint64_t Reading::Frontier(uint64_t pos) const {
   return frontier;
 }
 
-Scanner::Scanner(std::shared_ptr<const RedactorCore> core, size_t ring_capacity)
+Scanner::Scanner(std::shared_ptr<const RedactorCore> core)
     : core_(std::move(core)),
-      plain_(core_->automaton, ring_capacity),
-      percent_(core_->automaton, ring_capacity),
-      json_(core_->automaton, ring_capacity) {}
+      plain_(core_->automaton),
+      percent_(core_->automaton),
+      json_(core_->automaton) {}
 
 void Scanner::Feed(uint8_t b) {
   const uint64_t pos = pos_++;

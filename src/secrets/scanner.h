@@ -72,7 +72,7 @@ class Intervals {
 // One reading's matcher: the decoded bytes' recent input ranges and the automaton state.
 class Reading {
  public:
-  Reading(const Automaton& automaton, size_t ring_capacity);
+  explicit Reading(const Automaton& automaton);
 
   // A decoded byte that came from input positions [start, end].
   void Push(uint8_t byte, uint64_t start, uint64_t end, Intervals& marks);
@@ -88,12 +88,18 @@ class Reading {
     uint8_t byte;
   };
   const Decoded& At(uint64_t index) const { return ring_[index & mask_]; }
+  void Grow();
 
   const Automaton* automaton_;
   uint32_t state_ = Automaton::kRoot;
+  uint32_t depth_ = 0;  // automaton_->depth(state_)
   uint64_t count_ = 0;  // decoded bytes pushed since the last Reset
   bool extend_next_ = false;
-  std::vector<Decoded> ring_;  // the last ring_.size() decoded bytes; a power of two
+  // The last ring_.size() decoded bytes (a power of two). It holds at least the current
+  // partial match and the byte before it, and grows only when a partial match needs it, so
+  // a stream's memory follows the matches it sees, not the longest pattern (a 64 KiB secret
+  // has a 128 KiB hex pattern).
+  std::vector<Decoded> ring_;
   uint64_t mask_;
 };
 
@@ -293,9 +299,7 @@ class JsonDecoder {
 
 class Scanner {
  public:
-  // `ring_capacity`: decoded bytes each reading remembers; at least longest + 2, or the
-  // whole input + 2 for a one-shot scan of a shorter input.
-  Scanner(std::shared_ptr<const RedactorCore> core, size_t ring_capacity);
+  explicit Scanner(std::shared_ptr<const RedactorCore> core);
 
   void Write(std::string_view chunk, std::string* out);
   void Flush(std::string* out);

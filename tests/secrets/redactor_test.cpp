@@ -776,6 +776,35 @@ TEST(RedactingStreamTest, MovesCarryTheStateAndTheMovedFromStreamEmitsNothing) {
   EXPECT_EQ(out, "x *** yas is");
 }
 
+TEST(RedactingStreamTest, LargeSecretInEveryFormThroughAStream) {
+  // 64 KiB, the largest value the secret store takes: the readings' rings grow to the
+  // partial matches (a 128 KiB hex form, a 384 KiB all-\u JSON form) and shrink nothing.
+  Rng rng(SeedFor(64));
+  std::string secret;
+  while (secret.size() < 64 * 1024 - 4) secret += FromTokens(rng, SecretTokens(), 1);
+  secret.resize(64 * 1024, 'a');  // whole characters: the JSON form needs valid UTF-8
+  ASSERT_EQ(secret.size(), 64u * 1024);
+  const Redactor r({secret, "hunter22"});
+  Case c;
+  c.Plain("start hunter22\n").Covered(secret).Plain("\n").Covered(HexEnc(secret, true));
+  c.Plain("\n{\"k\": \"").Covered(JsonEnc(secret, Json::kAllEscaped)).Plain("\"}\n");
+  c.Plain("?t=").Covered(PctEnc(secret, Pct::kForm)).Plain("&\n");
+  const std::string blob = B64Enc("xy" + secret + "z", true, false);
+  const std::string touching = B64Touching(blob, 2, secret.size());
+  const size_t first = (8 * 2) / 6;
+  const std::string rest = blob.substr(first + touching.size());
+  c.Plain(blob.substr(0, first)).Covered(touching).Plain(rest).Plain(" end hunter22");
+  std::vector<size_t> sizes;
+  for (size_t total = 0; total < c.text.size(); total += sizes.back()) {
+    sizes.push_back(Uniform(rng, 1, 70000));
+  }
+  const std::string out = RedactInChunks(r, c.text, sizes);
+  EXPECT_EQ(out, "start ***\n***\n***\n{\"k\": \"***\"}\n?t=***&\n" + blob.substr(0, first) +
+                     "***" + rest + " end ***");
+  EXPECT_EQ(r.Redact(c.text), out);
+  ExpectCovered(r, c.text, out, c.must_cover);
+}
+
 TEST(RedactingStreamTest, FlushEndsTheStream) {
   const Redactor r({"hunter22"});
   RedactingStream stream(r);
