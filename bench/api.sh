@@ -25,12 +25,28 @@
 #   ready  the same with 1,000,000 runs in the store: created with the batch endpoint, due in
 #          2099 (PENDING; --workers 4), then marked finished in the store (--workers 4 and 0).
 #
+# Authentication: every server is started with AUTOMAN_ADMIN_PASSWORD (so its new store gets
+# the user admin with that password), and the script logs in once per server with curl
+# (POST /api/v1/auth/login, "token": true). Every request then carries `Authorization: Bearer
+# TOKEN`: curl's, wrk's (bench/api_wrk.lua), api_load's and api_sse's (all read the token
+# from AUTOMAN_TOKEN, set for each command), api_ready's (it logs in itself for --fill).
+# Servers run with `--api-rate-limit 0`: the per-subject API rate limit (default 500
+# requests/s, burst 5,000) would otherwise throttle the load generators, which all send as
+# one subject, to 500/s. The rate limiter's own cost is thus not in these figures
+# (bench/auth_bench measures it in process). A login's argon2id verification allocates 64 MiB,
+# so the server's VmHWM is reset after the login (/proc/PID/clear_refs), to keep the SSE
+# memory figures about the streams. A binary from before authentication (no
+# --api-rate-limit in its `server --help`) is run without either: AUTOMAN=path/to/old/automan
+# gives a same-go baseline.
+#
 # How the 2 cores are split: "pinned" runs the server (and the processes its runs start) on
 # CPU 0 (`taskset -c 0`) and the load generator on CPU 1 (`taskset -c 1`); "unpinned" lets
 # the kernel place both. SPLITS chooses (default "pinned unpinned"; sse: see SSE_SPLITS).
 #
 # Environment:
 #   AUTOMAN         the binary (build/release/automan); BENCH_BIN its bench dir
+#   AUTOMAN_ADMIN_PASSWORD  the admin password the servers are started with (>= 8 bytes;
+#                   default: a fixed bench-only one)
 #   DURATION        seconds per wrk / api_load round (8)
 #   SPLITS          "pinned unpinned"; SSE_SPLITS "pinned"
 #   SSE_CASES       only these sse cases, comma-separated (e.g. "10000x10,100x1k+99k")
@@ -65,6 +81,21 @@ done
 for tool in wrk taskset python3 curl; do
     command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 1; }
 done
+export AUTOMAN_ADMIN_PASSWORD="${AUTOMAN_ADMIN_PASSWORD:-automan-bench-admin-password}"
+if [[ "${#AUTOMAN_ADMIN_PASSWORD}" -lt 8 ]]; then
+    echo "AUTOMAN_ADMIN_PASSWORD must be at least 8 bytes" >&2
+    exit 2
+fi
+# A binary from before authentication has neither the flag nor the login route.
+if "$automan" server --help 2>&1 | grep -q -- '--api-rate-limit'; then
+    with_auth=1
+    auth_flags=(--api-rate-limit 0)
+else
+    with_auth=0
+    auth_flags=()
+fi
+token=""      # the admin's token on the running server ("" without authentication)
+auth_h=()     # curl's -H for it
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/automan-api-bench.XXXXXX")"
 out="${KEEP_DIR:-$work}"
@@ -108,7 +139,27 @@ EOF
 pin_server() { if [[ "$1" == pinned ]]; then echo "taskset -c 0"; fi; }
 pin_client() { if [[ "$1" == pinned ]]; then echo "taskset -c 1"; fi; }
 
-# start_server SPLIT FLAGS...: a server on a fresh data directory; sets server_pid, port.
+# login: a token of admin on the server at $port into token and auth_h (nothing for a binary
+# from before authentication). The password goes to curl on stdin, never in argv.
+login() {
+    token=""
+    auth_h=()
+    [[ "$with_auth" == 1 ]] || return 0
+    token="$(python3 -c 'import json, os; print(json.dumps({"username": "admin", "password": os.environ["AUTOMAN_ADMIN_PASSWORD"], "token": True}))' |
+        curl -s -X POST -H 'Content-Type: application/json' --data-binary @- \
+            "http://127.0.0.1:$port/api/v1/auth/login" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin).get("token", ""))' 2>/dev/null || true)"
+    if [[ -z "$token" ]]; then
+        echo "cannot log in as admin on the server (port $port)" >&2
+        exit 1
+    fi
+    auth_h=(-H "Authorization: Bearer $token")
+    # The login's argon2id verification took 64 MiB for a moment: start VmHWM afresh.
+    echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null || true
+}
+
+# start_server SPLIT FLAGS...: a server on a fresh data directory, logged in to; sets
+# server_pid, port, token.
 start_server() {
     local split="$1"
     shift
@@ -116,12 +167,13 @@ start_server() {
     dir="$(mktemp -d "$work/server.XXXXXX")"
     # shellcheck disable=SC2046  # the pin prefix is a list of words
     $(pin_server "$split") "$automan" server --listen 127.0.0.1:0 --data "$dir/data" \
-        --runbooks "$work/runbooks" --max-streams 20000 --max-streams-per-subject 20000 "$@" \
-        >"$dir/stdout" 2>/dev/null &
+        --runbooks "$work/runbooks" --max-streams 20000 --max-streams-per-subject 20000 \
+        "${auth_flags[@]}" "$@" >"$dir/stdout" 2>/dev/null &
     server_pid=$!
     for _ in $(seq 1 400); do
         if grep -q '^listening on' "$dir/stdout" 2>/dev/null; then
             port="$(sed -n 's/^listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$dir/stdout")"
+            login
             return 0
         fi
         sleep 0.025
@@ -133,6 +185,8 @@ stop_server() {
     kill -TERM "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
     server_pid=""
+    token=""
+    auth_h=()
 }
 
 # tag TAG: the JSON lines of stdin, with "tag" added, appended to results.jsonl.
@@ -147,7 +201,7 @@ wrk_round() {
     local t="$1" split="$2" c="$3" url="$4" o c0 c1 json
     c0="$(server_ticks)"
     # shellcheck disable=SC2046
-    o="$($(pin_client "$split") wrk -t1 -c"$c" -d"${duration}s" --timeout 30s -s "$here/api_wrk.lua" "$url")"
+    o="$(AUTOMAN_TOKEN="$token" $(pin_client "$split") wrk -t1 -c"$c" -d"${duration}s" --timeout 30s -s "$here/api_wrk.lua" "$url")"
     c1="$(server_ticks)"
     json="$(grep '^{' <<<"$o" | python3 -c 'import json,sys; o=json.load(sys.stdin); t=(int(sys.argv[2])-int(sys.argv[1]))/int(sys.argv[3]); o["server_cpu_s"]=t; o["server_cpu_us_per_req"]=round(t*1e6/max(1,o["requests"]),1); print(json.dumps(o))' "$c0" "$c1" "$(getconf CLK_TCK)")"
     tag "$t" <<<"$json"
@@ -171,14 +225,16 @@ EOF
 
 echo "== api bench: $(date -u +%FT%TZ), sections $sections, $rounds rounds, ${duration}s each"
 "$bin/api_ready" --probe="$work" | tee >(tag conditions) | grep -v '^{'
-echo "  ulimit -n $(ulimit -n); binary $automan ($(stat -c %y "$automan" | cut -d. -f1))"
+echo "  ulimit -n $(ulimit -n); binary $automan ($(stat -c %y "$automan" | cut -d. -f1)); $(
+    [[ "$with_auth" == 1 ]] && echo "authentication on (admin's bearer token, --api-rate-limit 0)" ||
+        echo "a binary from before authentication (no credentials sent)")"
 
 if [[ ",$sections," == *,get,* ]]; then
     echo "== get: wrk -t1 -c64 (closed loop), server defaults (--workers 4)"
     for split in $splits; do
         for log in $access_logs; do
             start_server "$split" --access-log "$log"
-            id="$(curl -s -X POST -d '{"runbook":"bench-noop","params":{}}' \
+            id="$(curl -s "${auth_h[@]}" -X POST -d '{"runbook":"bench-noop","params":{}}' \
                 "http://127.0.0.1:$port/api/v1/runs" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
             sleep 1  # the run finishes: GET returns a finished run with its step
             for _ in $(seq 1 "$rounds"); do
@@ -191,7 +247,7 @@ if [[ ",$sections," == *,get,* ]]; then
     echo "== get: latency at a fixed rate (api_load, 64 connections, open loop, ${duration}s + 2s warm-up)"
     for split in $splits; do
         start_server "$split"
-        id="$(curl -s -X POST -d '{"runbook":"bench-noop","params":{}}' \
+        id="$(curl -s "${auth_h[@]}" -X POST -d '{"runbook":"bench-noop","params":{}}' \
             "http://127.0.0.1:$port/api/v1/runs" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
         sleep 1
         for ep in healthz run; do
@@ -202,7 +258,7 @@ if [[ ",$sections," == *,get,* ]]; then
                 [[ "$rate" -gt 0 ]] || continue
                 for _ in $(seq 1 "$rounds"); do
                     # shellcheck disable=SC2046
-                    $(pin_client "$split") "$bin/api_load" "127.0.0.1:$port" "$path" --rate="$rate" \
+                    AUTOMAN_TOKEN="$token" $(pin_client "$split") "$bin/api_load" "127.0.0.1:$port" "$path" --rate="$rate" \
                         --connections=64 --seconds="$duration" --warmup=2 --label="GET $ep" --server-pid="$server_pid" \
                         | tee >(tag "lat/$ep/$split/$([[ $rate == 25000 ]] && echo 25k || echo half)") \
                         | grep -v '^{' | sed 's/^/  /' || true
@@ -222,7 +278,7 @@ if [[ ",$sections," == *,post,* ]]; then
                 start_server "$split" --workers "$workers"
                 API_WRK_METHOD=POST API_WRK_BODY="$body" \
                     wrk_round "post/single/$split/workers-$workers" "$split" 64 "http://127.0.0.1:$port/api/v1/runs"
-                echo "    store: $(curl -s "http://127.0.0.1:$port/api/v1/queue/stats")"
+                echo "    store: $(curl -s "${auth_h[@]}" "http://127.0.0.1:$port/api/v1/queue/stats")"
                 stop_server
             done
         done
@@ -233,7 +289,7 @@ if [[ ",$sections," == *,post,* ]]; then
             start_server "$split" --workers 0
             API_WRK_BATCH=10000 API_WRK_RUNBOOK=bench-noop \
                 wrk_round "post/batch/$split/workers-0" "$split" 2 "http://127.0.0.1:$port/api/v1/runs/batch"
-            echo "    store: $(curl -s "http://127.0.0.1:$port/api/v1/queue/stats")"
+            echo "    store: $(curl -s "${auth_h[@]}" "http://127.0.0.1:$port/api/v1/queue/stats")"
             stop_server
         done
     done
@@ -257,7 +313,7 @@ if [[ ",$sections," == *,sse,* ]]; then
             for _ in $(seq 1 "$n"); do
                 start_server "$split" --access-log off
                 # shellcheck disable=SC2046
-                $(pin_client "$split") "$bin/api_sse" subscribe "127.0.0.1:$port" --subscribers="$subs" \
+                AUTOMAN_TOKEN="$token" $(pin_client "$split") "$bin/api_sse" subscribe "127.0.0.1:$port" --subscribers="$subs" \
                     --rate="$rate" --background-rate="$bg" --seconds="$secs" --server-pid="$server_pid" \
                     --go-dir="$work" --idle="$idle" --timeout=$((secs + idle + 90)) \
                     | tee >(tag "sse/$name/$split") | grep -v '^{' | sed 's/^/  /' || true
@@ -271,7 +327,7 @@ if [[ ",$sections," == *,idle,* ]]; then
     echo "== idle: start to /healthz and /readyz 200 and RSS after 2 s idle, empty store (unpinned)"
     for workers in 4 0; do
         "$bin/api_ready" "$automan" --data="$work/idle-$workers" --starts=5 --settle=2 \
-            --label="empty store, --workers $workers" -- --workers "$workers" \
+            --label="empty store, --workers $workers" -- --workers "$workers" "${auth_flags[@]}" \
             | tee >(tag "idle/workers-$workers") | grep -v '^{' | sed 's/^/  /'
     done
 fi
@@ -281,13 +337,13 @@ if [[ ",$sections," == *,ready,* ]]; then
     # First as created (PENDING, due in 2099: the worker has nothing to claim but looks),
     # then all finished (what a store that has served for a while holds).
     "$bin/api_ready" "$automan" --data="$work/full" --fill="$fill" --starts=5 --settle=2 \
-        --label="$fill PENDING runs due in 2099, --workers 4" -- --workers 4 \
+        --label="$fill PENDING runs due in 2099, --workers 4" -- --workers 4 "${auth_flags[@]}" \
         | tee >(tag "ready/delayed/workers-4") | grep -v '^{' | sed 's/^/  /'
     for workers in 4 0; do
         finish=()
         [[ "$workers" == 4 ]] && finish=(--finish)
         "$bin/api_ready" "$automan" --data="$work/full" "${finish[@]}" --starts=5 --settle=2 \
-            --label="$fill finished runs, --workers $workers" -- --workers "$workers" \
+            --label="$fill finished runs, --workers $workers" -- --workers "$workers" "${auth_flags[@]}" \
             | tee >(tag "ready/finished/workers-$workers") | grep -v '^{' | sed 's/^/  /'
     done
 fi

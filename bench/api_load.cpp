@@ -1,7 +1,11 @@
 // Open-loop HTTP/1.1 load at a fixed request rate, for latency "at a given load":
 //
 //   api_load HOST:PORT PATH [--rate=25000] [--connections=64] [--seconds=10] [--warmup=2]
-//            [--method=GET] [--body=TEXT] [--label=NAME] [--server-pid=PID]
+//            [--method=GET] [--body=TEXT] [--label=NAME] [--server-pid=PID] [--token=TOKEN]
+//
+// Every request carries `Authorization: Bearer TOKEN` when a token is given (--token, or
+// the environment's AUTOMAN_TOKEN, which bench/api.sh sets after logging in); without one
+// it sends no credentials (public routes, or a server from before authentication).
 //
 // Request i is due at start + i / rate, whatever happened before (open loop). It goes out on
 // an idle keep-alive connection as soon as one is free; when none is, it waits in a queue.
@@ -39,7 +43,7 @@ struct Conn {
 };
 
 struct Args {
-  std::string target, path = "/healthz", method = "GET", body, label;
+  std::string target, path = "/healthz", method = "GET", body, label, token;
   double rate = 25000, seconds = 10, warmup = 2;
   int connections = 64;
   long server_pid = 0;
@@ -69,6 +73,8 @@ int main(int argc, char** argv) {
       a.label = v;
     } else if (Flag(s, "server-pid", v)) {
       a.server_pid = std::atol(v.c_str());
+    } else if (Flag(s, "token", v)) {
+      a.token = v;
     } else if (s.rfind("--", 0) == 0) {
       std::fprintf(stderr, "api_load: unknown option %s\n", s.c_str());
       return 2;
@@ -79,7 +85,8 @@ int main(int argc, char** argv) {
   if (pos.size() != 2 || a.rate <= 0 || a.connections < 1 || a.seconds <= 0) {
     std::fprintf(stderr,
                  "usage: api_load HOST:PORT PATH [--rate=R] [--connections=N] [--seconds=S] "
-                 "[--warmup=S] [--method=M] [--body=TEXT] [--label=NAME] [--server-pid=PID]\n");
+                 "[--warmup=S] [--method=M] [--body=TEXT] [--label=NAME] [--server-pid=PID] "
+                 "[--token=TOKEN]\n");
     return 2;
   }
   a.target = pos[0];
@@ -87,7 +94,8 @@ int main(int argc, char** argv) {
   if (a.label.empty()) a.label = a.method + " " + a.path;
   auto [host, port] = SplitHostPort(a.target);
   RaiseNoFile(static_cast<rlim_t>(a.connections) + 64);
-  const std::string request = HttpRequestText(a.method, a.path, host, a.body);
+  const std::string request =
+      HttpRequestText(a.method, a.path, host, a.body, AuthHeader(TokenFrom(a.token)));
 
   int ep = epoll_create1(EPOLL_CLOEXEC);
   std::vector<Conn> conns(static_cast<size_t>(a.connections));

@@ -5,10 +5,15 @@
 //       With --fill=N: first starts a server on DIR with --workers 0 and creates N runs of
 //       the built-in runbook host-info, due in 2099 (so a server with workers has nothing
 //       to claim), through POST /api/v1/runs/batch (10,000 per request), printing that
-//       rate, and stops it. With --finish (then) it marks every PENDING run of the store
-//       finished (SUCCESS), in this process (FinishAll below), as a store that has served
-//       for a while holds them. Then, once unmeasured (so the store exists), and `starts` times:
-//       picks a free port, spawns `AUTOMAN server --listen 127.0.0.1:PORT --data DIR EXTRA...`,
+//       rate, and stops it. That server gets this process's environment: on a new store it
+//       creates the user admin with the password AUTOMAN_ADMIN_PASSWORD, as whom this
+//       program logs in for a token (a server from before authentication has no login
+//       route: then it sends no credentials); 100 requests per million runs stay far below
+//       the per-subject rate limit. With --finish (then) it marks every PENDING run of the
+//       store finished (SUCCESS), in this process (FinishAll below), as a store that has
+//       served for a while holds them. Then, once unmeasured (so the store exists), and
+//       `starts` times: picks a free port, spawns
+//       `AUTOMAN server --listen 127.0.0.1:PORT --data DIR EXTRA...`,
 //       polls GET /healthz (a new connection every 0.2 ms) until it answers 200 (serving),
 //       then GET /readyz until it does (ready: /readyz also asks the store). After `settle`
 //       seconds (its CPU use meanwhile is measured) it times five more GET /readyz, reads
@@ -107,7 +112,8 @@ double StopServer(pid_t pid) {
 // Turns every PENDING run of the SQLite store in `data` into a finished one (SUCCESS, one
 // attempt, started at creation, 50 ms long, no longer due in 2099), as a store that has
 // been running for a while holds; 10 pages of 1,000 rows per transaction. The server must
-// be stopped. Returns the number of runs changed.
+// be stopped. Returns the number of runs changed. (The store is opened directly: the server's
+// master key file DATA/master.key, made on its first start, is neither needed nor touched.)
 automan::Result<int64_t> FinishAll(const std::string& data) {
   automan::StoreOptions so;
   so.url = "sqlite:" + data + "/automan.db";
@@ -214,6 +220,21 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "api_ready: the server did not start (see %s)\n", log.c_str());
       return 1;
     }
+    const char* password = std::getenv("AUTOMAN_ADMIN_PASSWORD");
+    int login_status = 0;
+    std::string login_error;
+    const std::string token =
+        LoginToken("127.0.0.1", port, "admin", password != nullptr ? password : "", &login_status,
+                   &login_error);
+    if (token.empty() && login_status != 404) {
+      std::fprintf(stderr,
+                   "api_ready: cannot log in as admin (%s); start this with "
+                   "AUTOMAN_ADMIN_PASSWORD set (at least 8 bytes) and a new --data directory\n",
+                   login_error.c_str());
+      StopServer(pid);
+      return 1;
+    }
+    const std::string auth = AuthHeader(token);
     // Due in 2099: a server started with workers finds nothing to claim, so the figures are
     // its start-up, not a million runs starting.
     std::string one = R"({"runbook":"host-info","params":{},"not_before":"2099-01-01T00:00:00Z"})";
@@ -224,7 +245,7 @@ int main(int argc, char** argv) {
       std::string body = R"({"runs":[)";
       for (long i = 0; i < n; ++i) body += (i ? "," : "") + one;
       body += "]}";
-      HttpReply rep = HttpCall("127.0.0.1", port, "POST", "/api/v1/runs/batch", body);
+      HttpReply rep = HttpCall("127.0.0.1", port, "POST", "/api/v1/runs/batch", body, auth);
       if (rep.status != 201) {
         std::fprintf(stderr, "api_ready: batch answered %d: %.300s\n", rep.status,
                      rep.body.c_str());

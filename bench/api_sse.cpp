@@ -10,7 +10,7 @@
 //
 //   api_sse subscribe HOST:PORT --runbook=bench-emit --subscribers=N --rate=R --seconds=S
 //       [--background-rate=0] [--server-pid=PID] [--go-dir=/tmp] [--label=NAME]
-//       [--connect-parallel=256] [--idle=0] [--timeout=S]
+//       [--connect-parallel=256] [--idle=0] [--timeout=S] [--token=TOKEN]
 //       Creates a run of RUNBOOK (params rate, seconds, go_file) through the API and, with
 //       --background-rate, a second one nobody watches (its lines are only ingested).
 //       Opens N connections to /api/v1/runs/ID/stream (at most --connect-parallel connects in
@@ -19,7 +19,10 @@
 //       while every stream waits), samples the server's VmRSS, creates the go file, and
 //       reads every stream until its "end" event. Latency per line per subscriber = the
 //       subscriber's CLOCK_REALTIME at the read() that completed the event − the stamp in
-//       the line. Prints a text line and a JSON line.
+//       the line. Prints a text line and a JSON line. Every request (the runs, the streams)
+//       carries `Authorization: Bearer TOKEN` when a token is given (--token, or the
+//       environment's AUTOMAN_TOKEN); all streams are then one subject's, so the server needs
+//       --max-streams-per-subject >= N.
 //
 // One thread and epoll; RLIMIT_NOFILE is raised to fit N (the server needs as many: start
 // it with a large enough `ulimit -n`, and with --max-streams/--max-streams-per-subject ≥ N).
@@ -126,7 +129,7 @@ struct Sub {
 };
 
 int Subscribe(int argc, char** argv) {
-  std::string target, runbook = "bench-emit", label, go_dir = "/tmp";
+  std::string target, runbook = "bench-emit", label, go_dir = "/tmp", token_flag;
   int subscribers = 100, connect_parallel = 256;
   double rate = 1000, seconds = 10, background = 0, timeout = 0, idle_s = 0;
   long server_pid = 0;
@@ -154,6 +157,8 @@ int Subscribe(int argc, char** argv) {
       timeout = std::atof(v.c_str());
     } else if (Flag(s, "idle", v)) {
       idle_s = std::atof(v.c_str());
+    } else if (Flag(s, "token", v)) {
+      token_flag = v;
     } else if (s.rfind("--", 0) != 0 && target.empty()) {
       target = s;
     } else {
@@ -168,6 +173,7 @@ int Subscribe(int argc, char** argv) {
   if (timeout <= 0) timeout = seconds + idle_s + 60 + subscribers / 500.0;
   if (label.empty()) label = fmt::format("{} subscribers, {:.0f} lines/s", subscribers, rate);
   auto [host, port] = SplitHostPort(target);
+  const std::string auth = AuthHeader(TokenFrom(token_flag));
   const long nofile = RaiseNoFile(static_cast<rlim_t>(subscribers) + 256);
   if (nofile < subscribers + 32) {
     std::fprintf(stderr, "api_sse: RLIMIT_NOFILE is %ld, too low for %d subscribers\n", nofile,
@@ -183,7 +189,7 @@ int Subscribe(int argc, char** argv) {
     std::string body = fmt::format(
         R"({{"runbook":"{}","params":{{"rate":{:.0f},"seconds":{:.0f},"go_file":"{}"}}}})", runbook,
         r, seconds, go_file);
-    HttpReply rep = HttpCall(host, port, "POST", "/api/v1/runs", body);
+    HttpReply rep = HttpCall(host, port, "POST", "/api/v1/runs", body, auth);
     if (rep.status != 201) {
       std::fprintf(stderr, "api_sse: POST /api/v1/runs answered %d: %s\n", rep.status,
                    rep.body.c_str());
@@ -195,7 +201,7 @@ int Subscribe(int argc, char** argv) {
   if (run_id.empty()) return 1;
   if (background > 0 && create_run(background).empty()) return 1;
   const std::string request = HttpRequestText("GET", "/api/v1/runs/" + run_id + "/stream", host, "",
-                                              "Accept: text/event-stream\r\n");
+                                              "Accept: text/event-stream\r\n" + auth);
 
   int ep = epoll_create1(EPOLL_CLOEXEC);
   std::vector<Sub> subs(static_cast<size_t>(subscribers));
@@ -394,7 +400,7 @@ int Subscribe(int argc, char** argv) {
   // A run whose first attempt was abandoned and retried prints its lines twice: say so.
   int attempts = 0;
   {
-    HttpReply rep = HttpCall(host, port, "GET", "/api/v1/runs/" + run_id);
+    HttpReply rep = HttpCall(host, port, "GET", "/api/v1/runs/" + run_id, "", auth);
     size_t p = rep.body.find("\"attempt\":");
     if (rep.status == 200 && p != std::string::npos)
       attempts = std::atoi(rep.body.c_str() + p + 10);

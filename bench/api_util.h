@@ -164,13 +164,16 @@ struct HttpReply {
   std::string body;
 };
 
-// One request on a fresh blocking connection, with "Connection: close".
+// One request on a fresh blocking connection, with "Connection: close". `extra_headers`:
+// more header lines, each ending in "\r\n" (AuthHeader below).
 inline HttpReply HttpCall(const std::string& host, int port, std::string_view method,
-                          std::string_view path, std::string_view body = "") {
+                          std::string_view path, std::string_view body = "",
+                          std::string_view extra_headers = "") {
   HttpReply reply;
   int fd = ConnectTcp(host, port);
   if (fd < 0) return reply;
-  std::string req = HttpRequestText(method, path, host, body, "Connection: close\r\n");
+  std::string req = HttpRequestText(method, path, host, body,
+                                    std::string("Connection: close\r\n").append(extra_headers));
   size_t off = 0;
   while (off < req.size()) {
     ssize_t n = ::write(fd, req.data() + off, req.size() - off);
@@ -206,6 +209,59 @@ inline std::string JsonString(std::string_view json, std::string_view key) {
   p += pat.size();
   size_t e = json.find('"', p);
   return e == std::string_view::npos ? "" : std::string(json.substr(p, e - p));
+}
+
+// The API token the load generators send: `flag` (--token=) when given, else the
+// environment's AUTOMAN_TOKEN (what `automan` itself reads), else "" (no credentials: a
+// server from before authentication, or public routes only).
+inline std::string TokenFrom(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const char* env = std::getenv("AUTOMAN_TOKEN");
+  return env != nullptr ? std::string(env) : std::string();
+}
+
+// "Authorization: Bearer TOKEN\r\n", or "" without a token.
+inline std::string AuthHeader(const std::string& token) {
+  return token.empty() ? std::string() : "Authorization: Bearer " + token + "\r\n";
+}
+
+// `s` as a JSON string literal (quotes, backslashes and control characters escaped).
+inline std::string JsonQuote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", c);
+      out.append(esc);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+// POST /api/v1/auth/login as `username` asking for a token. The token on 200; "" with
+// `*status` 404 from a server that predates authentication (no login route: send nothing);
+// "" with the status (-1: no answer) and `*error` set otherwise.
+inline std::string LoginToken(const std::string& host, int port, std::string_view username,
+                              std::string_view password, int* status, std::string* error) {
+  const std::string body = "{\"username\":" + JsonQuote(username) +
+                           ",\"password\":" + JsonQuote(password) + ",\"token\":true}";
+  HttpReply rep = HttpCall(host, port, "POST", "/api/v1/auth/login", body);
+  *status = rep.status;
+  if (rep.status == 200) {
+    std::string token = JsonString(rep.body, "token");
+    if (!token.empty()) return token;
+    *error = "the login answer has no token: " + rep.body.substr(0, 300);
+  } else if (rep.status != 404) {
+    *error = "POST /api/v1/auth/login answered " + std::to_string(rep.status) + ": " +
+             rep.body.substr(0, 300);
+  }
+  return {};
 }
 
 // Latencies in microseconds, log-linear buckets (exact below 1024 µs, then 512 buckets per

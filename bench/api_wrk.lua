@@ -5,6 +5,9 @@
 --   API_WRK_BATCH=10000 API_WRK_RUNBOOK=x wrk -s bench/api_wrk.lua URL/api/v1/runs/batch
 --       (body {"runs":[10000 x {"runbook":"x","params":{}}]}, POST)
 --
+-- With AUTOMAN_TOKEN set (bench/api.sh sets it after logging in), every request carries
+-- `Authorization: Bearer $AUTOMAN_TOKEN`.
+--
 -- The JSON line (starting with {"kind":"wrk") has requests per second, runs per second
 -- (requests x API_WRK_BATCH, or requests), the error counts (status = answers >= 400) and
 -- wrk's latency percentiles (closed loop: they start when a connection gets to send).
@@ -18,6 +21,10 @@ if batch > 0 then
   body = '{"runs":[' .. table.concat(t, ",") .. ']}'
 end
 wrk.method = method
+local token = os.getenv("AUTOMAN_TOKEN")
+if token and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
 if body then
   wrk.body = body
   wrk.headers["Content-Type"] = "application/json"
