@@ -44,4 +44,5 @@ bench: build
 	./build/release/bench/log_ingestion
 	./build/release/bench/queue_bench
 	./build/release/bench/scheduler_bench
+	./build/release/bench/auth_bench
 	./bench/api.sh
