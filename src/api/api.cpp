@@ -16,6 +16,7 @@ Router BuildRouter(ApiContext& ctx) {
   AddStreamRoutes(r, ctx);
   AddAuthRoutes(r, ctx);
   AddAuditRoutes(r, ctx);
+  AddSecretRoutes(r, ctx);
   r.SetGuard([&ctx](HttpRequest& req, const Route& route) { return Authorize(ctx, req, route); });
   *openapi = OpenApiDocument(r, ctx.options.version);
   return r;

@@ -19,6 +19,7 @@
 #include "auth/tickets.h"
 #include "common/clock.h"
 #include "queue/queue.h"
+#include "secrets/secret_store.h"
 #include "store/store.h"
 
 namespace automan::metrics {
@@ -55,10 +56,11 @@ struct SecurityOptions {
 // The security services the routes use; owned by the server (or a test harness).
 struct Security {
   Security(auth::AuthService& auth_service, auth::TicketIssuer& ticket_issuer,
-           audit::AuditLog& audit_log, SecurityOptions opts)
+           audit::AuditLog& audit_log, secrets::SecretStore& secret_store, SecurityOptions opts)
       : auth(auth_service),
         tickets(ticket_issuer),
         log(audit_log),
+        secrets(secret_store),
         audit(HookOf(audit_log)),
         options(std::move(opts)),
         api_limiter(options.api_limit),
@@ -76,6 +78,7 @@ struct Security {
   auth::AuthService& auth;
   auth::TicketIssuer& tickets;
   audit::AuditLog& log;
+  secrets::SecretStore& secrets;
   // Appends an audit entry in the caller's transaction (auth/auth_service.h AuditHook).
   auth::AuditHook audit;
   const SecurityOptions options;

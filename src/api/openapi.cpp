@@ -300,6 +300,19 @@ json::object Schemas() {
                          {"hash", T("string")}},
                         {"seq", "at", "actor", "action", "outcome", "hash"});
   s["AuditList"] = ListOf("AuditEntry");
+  s["Secret"] = Obj({{"name", T("string")},
+                     {"description", T("string")},
+                     {"created_at", Time()},
+                     {"updated_at", Time()},
+                     {"updated_by", T("string")}},
+                    {"name", "created_at", "updated_at"});
+  s["SecretList"] = ListOf("Secret");
+  s["SecretPut"] =
+      Obj({{"value",
+            json::object{
+                {"type", "string"}, {"writeOnly", true}, {"minLength", 4}, {"maxLength", 65536}}},
+           {"description", T("string")}},
+          {"value"});
   s["AuditVerify"] = Obj({{"ok", T("boolean")},
                           {"entries_checked", T("integer")},
                           {"last_seq", T("integer")},

@@ -18,6 +18,7 @@ void AddQueueRoutes(Router& r, ApiContext& ctx);     // queue_routes.cpp (queue,
 void AddStreamRoutes(Router& r, ApiContext& ctx);    // streams.cpp
 void AddAuthRoutes(Router& r, ApiContext& ctx);      // auth_routes.cpp (auth, users, roles)
 void AddAuditRoutes(Router& r, ApiContext& ctx);     // audit_routes.cpp
+void AddSecretRoutes(Router& r, ApiContext& ctx);    // secret_routes.cpp
 
 // A run and its steps, read in one transaction (run_routes.cpp). kNotFound: no such run.
 Status ReadRunWithSteps(Store& store, const std::string& id, Run& run, std::vector<StepRun>& steps);

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <iostream>
 
+#include "audit/verify.h"
+#include "auth/keys.h"
 #include "cli/api_calls.h"
 #include "cli/cli_support.h"
 #include "cli/commands.h"
@@ -211,6 +213,166 @@ int RunTokens(const TokensOptions& o) {
     fmt::print(stderr, "token {} \"{}\" (expires {}); it is shown only now:\n", Str(t, "id"),
                Str(t, "name"), When(t, "expires_at"));
     fmt::print("{}\n", Str(t, "token"));
+  }
+  return kExitSuccess;
+}
+
+int RunSecrets(const SecretsOptions& o) {
+  auto c = Connect(o.server);
+  if (!c.ok()) return Fail(c.status());
+  if (o.action == "list") {
+    auto reply = Call(**c, "GET", "/api/v1/secrets");
+    if (!reply.ok()) return Fail(reply.status());
+    std::vector<std::vector<std::string>> rows = {{"NAME", "UPDATED", "BY", "DESCRIPTION"}};
+    for (const json::value& v : Arr(Obj(*reply).if_contains("items"))) {
+      const json::object& x = Obj(v);
+      if (o.json) {
+        fmt::print("{}\n", json::serialize(x));
+        continue;
+      }
+      rows.push_back(
+          {Str(x, "name"), When(x, "updated_at"), Str(x, "updated_by"), Str(x, "description")});
+    }
+    if (!o.json) PrintTable(rows);
+    return kExitSuccess;
+  }
+  if (o.name.empty()) {
+    return Fail(Status(ErrorCode::kInvalidArgument,
+                       "name the secret: automan secrets " + o.action + " NAME"));
+  }
+  const std::string path = "/api/v1/secrets/" + UrlEscape(o.name);
+  if (o.action == "delete") {
+    auto reply = Call(**c, "DELETE", path);
+    if (!reply.ok()) return Fail(reply.status());
+    fmt::print(stderr, "deleted secret {}\n", o.name);
+    return kExitSuccess;
+  }
+  // The value never comes from the command line: a no-echo prompt, or standard input.
+  auto value = ReadSecret("Value of secret " + o.name + ": ");
+  if (!value.ok()) return Fail(value.status());
+  json::object body{{"value", *value}};
+  if (!o.description.empty()) body["description"] = o.description;
+  json::value b = body;
+  auto reply = Call(**c, "PUT", path, &b);
+  if (!reply.ok()) return Fail(reply.status());
+  fmt::print(stderr,
+             "stored secret {} (runbooks get it as AUTOMAN_SECRET_{} when they list it "
+             "under secrets:)\n",
+             o.name, [&] {
+               std::string up = o.name;
+               for (char& ch : up)
+                 ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+               return up;
+             }());
+  return kExitSuccess;
+}
+
+namespace {
+
+std::string AuditQuery(const AuditOptions& o, int64_t after, int limit, const std::string& format) {
+  std::string q = fmt::format("/api/v1/audit?limit={}&format={}", limit, format);
+  if (after > 0) q += fmt::format("&cursor={}", after);
+  if (!o.actor.empty()) q += "&actor=" + UrlEscape(o.actor);
+  if (!o.action_filter.empty()) q += "&action=" + UrlEscape(o.action_filter);
+  if (!o.since.empty()) q += "&since=" + UrlEscape(o.since);
+  if (!o.until.empty()) q += "&until=" + UrlEscape(o.until);
+  return q;
+}
+
+int PrintVerifyReport(const json::object& r, bool as_json) {
+  if (as_json) {
+    fmt::print("{}\n", json::serialize(r));
+  } else if (Bool(r, "ok")) {
+    fmt::print("audit trail OK: {} entries verified (last seq {}, anchored at {})\n",
+               Int(r, "entries_checked"), Int(r, "last_seq"), Int(r, "anchor_seq"));
+  } else {
+    fmt::print("audit trail BROKEN: {} at seq {}: {}\n", Str(r, "kind"), Int(r, "first_bad_seq"),
+               Str(r, "message"));
+  }
+  return Bool(r, "ok") ? kExitSuccess : kExitFailed;
+}
+
+// `automan audit verify --data DIR`: reads the store and the key file directly, so it
+// works with the server stopped (and on a copy taken for an investigation).
+int VerifyOffline(const AuditOptions& o) {
+  auto store = OpenStore(o.store);
+  if (!store.ok()) return Fail(store.status());
+  const std::string key_file = o.key_file.empty() ? o.store.data_dir + "/master.key" : o.key_file;
+  auto keys = auth::LoadOrCreateKeys(key_file, false);
+  if (!keys.ok()) return Fail(keys.status());
+  audit::VerifyOptions vo;
+  vo.head_path = o.store.data_dir + "/audit.head";
+  auto report = audit::VerifyAudit(**store, keys->audit, vo);
+  if (!report.ok()) return Fail(report.status());
+  json::object r{{"ok", report->ok},
+                 {"entries_checked", report->entries_checked},
+                 {"last_seq", report->last_seq},
+                 {"anchor_seq", report->anchor_seq}};
+  if (!report->ok) {
+    r["kind"] = std::string(audit::ToString(report->kind));
+    r["first_bad_seq"] = report->first_bad_seq;
+    r["message"] = report->message;
+  }
+  return PrintVerifyReport(r, o.json);
+}
+
+}  // namespace
+
+int RunAudit(const AuditOptions& o) {
+  if (o.action == "verify" && o.server.url.empty()) return VerifyOffline(o);
+  auto c = Connect(o.server);
+  if (!c.ok()) return Fail(c.status());
+  if (o.action == "verify") {
+    auto reply = Call(**c, "GET", "/api/v1/audit/verify");
+    if (!reply.ok()) return Fail(reply.status());
+    return PrintVerifyReport(Obj(*reply), o.json);
+  }
+  if (o.action == "list") {
+    auto reply = Call(**c, "GET", AuditQuery(o, 0, o.limit, "json"));
+    if (!reply.ok()) return Fail(reply.status());
+    std::vector<std::vector<std::string>> rows = {
+        {"SEQ", "AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REMOTE"}};
+    for (const json::value& v : Arr(Obj(*reply).if_contains("items"))) {
+      const json::object& x = Obj(v);
+      if (o.json) {
+        fmt::print("{}\n", json::serialize(x));
+        continue;
+      }
+      rows.push_back({Str(x, "seq"), Str(x, "at").substr(0, 19), Str(x, "actor"), Str(x, "action"),
+                      Str(x, "target"), Str(x, "outcome"), Str(x, "remote")});
+    }
+    if (!o.json) PrintTable(rows);
+    return kExitSuccess;
+  }
+  // export: every matching entry, page by page, in the chosen format on stdout.
+  int64_t after = 0;
+  bool first = true;
+  for (;;) {
+    auto reply = (*c)->Request("GET", AuditQuery(o, after, 10000, o.format));
+    if (!reply.ok()) return Fail(reply.status());
+    std::string body = reply->body;
+    if (o.format == "csv" && !first) body.erase(0, body.find('\n') + 1);  // one header
+    fmt::print("{}", body);
+    first = false;
+    // The last seq of this page is the cursor of the next; a short page is the last.
+    int64_t lines = 0, last = after;
+    if (o.format == "jsonl") {
+      size_t pos = 0;
+      while ((pos = reply->body.find("\"seq\":", pos)) != std::string::npos) {
+        pos += 6;
+        last = std::strtoll(reply->body.c_str() + pos, nullptr, 10);
+        ++lines;
+      }
+    } else {
+      size_t pos = reply->body.find('\n');  // after the header
+      while (pos != std::string::npos && pos + 1 < reply->body.size()) {
+        last = std::strtoll(reply->body.c_str() + pos + 1, nullptr, 10);
+        ++lines;
+        pos = reply->body.find('\n', pos + 1);
+      }
+    }
+    if (lines < 10000 || last <= after) break;
+    after = last;
   }
   return kExitSuccess;
 }

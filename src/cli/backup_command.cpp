@@ -17,7 +17,12 @@ int RunBackup(const BackupOptions& o) {
   fmt::print("backed up {} to {}\n", RedactStoreUrl(url), o.file);
   fmt::print(stderr,
              "note: restore with the server stopped (docs/operations.md); keep this copy as safe "
-             "as the data directory itself\n");
+             "as the data directory itself\n"
+             "note: the copy is useless without the master key file ({}/master.key, or the "
+             "server's --key-file): its secrets and audit trail are sealed with it. Keep a copy "
+             "of the key with the backup (and of {}/audit.head, the audit trail's anchor), "
+             "stored apart from it\n",
+             o.store.data_dir, o.store.data_dir);
   return kExitSuccess;
 }
 

@@ -61,6 +61,8 @@ struct Options {
   LogoutOptions logout;
   UsersOptions users;
   TokensOptions tokens;
+  SecretsOptions secrets;
+  AuditOptions audit;
 };
 
 struct Command {
@@ -349,6 +351,41 @@ const Command kCommands[] = {
        AddServerFlags(app, o.tokens.server, kClientServerHelp);
      },
      [](const Options& o) { return RunTokens(o.tokens); }},
+    {"secrets", "The server's secret store: list, set NAME (value from stdin or a prompt), delete",
+     [](CLI::App& app, Options& o) {
+       app.add_option("action", o.secrets.action, "list | set | delete")
+           ->required()
+           ->check(CLI::IsMember({"list", "set", "delete"}));
+       app.add_option("name", o.secrets.name, "set, delete: the secret's name");
+       app.add_option("--description", o.secrets.description, "set: what the secret is for");
+       app.add_flag("--json", o.secrets.json, "Print JSON");
+       AddServerFlags(app, o.secrets.server, kClientServerHelp);
+     },
+     [](const Options& o) { return RunSecrets(o.secrets); }},
+    {"audit", "The audit trail: list, export (jsonl|csv), verify (the server's, or --data offline)",
+     [](CLI::App& app, Options& o) {
+       app.add_option("action", o.audit.action, "list | export | verify")
+           ->required()
+           ->check(CLI::IsMember({"list", "export", "verify"}));
+       app.add_option("--actor", o.audit.actor, "list, export: only this actor");
+       app.add_option("--action", o.audit.action_filter,
+                      "list, export: this action, or a prefix ending in '.' (run.)");
+       app.add_option("--since", o.audit.since, "list, export: at or after (RFC 3339)");
+       app.add_option("--until", o.audit.until, "list, export: before (RFC 3339)");
+       app.add_option("--limit", o.audit.limit, "list: at most this many")
+           ->capture_default_str()
+           ->check(CLI::Range(1, 10000));
+       app.add_option("--format", o.audit.format, "export: jsonl | csv")
+           ->capture_default_str()
+           ->check(CLI::IsMember({"jsonl", "csv"}));
+       app.add_option("--key-file", o.audit.key_file,
+                      "verify offline: the master key file (default DATA/master.key)");
+       app.add_flag("--json", o.audit.json, "list, verify: print JSON");
+       AddStoreFlags(app, o.audit.store);
+       AddServerFlags(app, o.audit.server,
+                      "Act through this automan server's API (verify: instead of --data)");
+     },
+     [](const Options& o) { return RunAudit(o.audit); }},
     {"completion", "Print a shell completion script: completion bash|zsh|fish",
      [](CLI::App& app, Options& o) {
        app.add_option("shell", o.completion.shell, "bash | zsh | fish")

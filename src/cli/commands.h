@@ -180,6 +180,23 @@ struct TokensOptions {
   bool all = false;     // list: every user's (users.manage)
   bool json = false;
 };
+struct SecretsOptions {
+  ServerFlags server;
+  std::string action;  // list | set | delete
+  std::string name;
+  std::string description;  // set
+  bool json = false;
+};
+struct AuditOptions {
+  StoreFlags store;      // verify without a server: the store and its key file
+  ServerFlags server;    // set: through the API
+  std::string action;    // list | export | verify
+  std::string key_file;  // verify offline: default DATA/master.key
+  std::string actor, since, until, format = "jsonl";  // list/export filters; export format
+  std::string action_filter;
+  int limit = 50;
+  bool json = false;
+};
 struct CompletionOptions {
   std::string shell;  // bash | zsh | fish
 };
@@ -224,6 +241,8 @@ int RunLogin(const LoginOptions& options);
 int RunLogout(const LogoutOptions& options);
 int RunUsers(const UsersOptions& options);
 int RunTokens(const TokensOptions& options);
+int RunSecrets(const SecretsOptions& options);
+int RunAudit(const AuditOptions& options);
 // cancel, dlq and schedules through the API (client_commands.cpp); RunCancel, RunDlq and
 // RunSchedules call them when options.server.url is set.
 int RunCancelViaApi(const CancelOptions& options);

@@ -36,6 +36,7 @@
 #include "metrics/process_metrics.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/sync.h"
+#include "secrets/secret_store.h"
 #include "server/config.h"
 #include "server/http_server.h"
 #include "worker/worker.h"
@@ -228,6 +229,26 @@ int RunServer(const ServerOptions& o) {
     fmt::print(stderr, "error: {}\n", store.status().message());
     return kExitFailed;
   }
+  // Security: the master key, users, sessions and tokens, stream tickets (docs/security.md).
+  const std::string key_file = c.key_file.empty() ? c.data + "/master.key" : c.key_file;
+  auto fresh_store = StoreHasNoUsers(**store);
+  if (!fresh_store.ok()) {
+    fmt::print(stderr, "error: {}\n", fresh_store.status().message());
+    return kExitFailed;
+  }
+  bool key_created = false;
+  auto keys = auth::LoadOrCreateKeys(key_file, *fresh_store, &key_created);
+  if (!keys.ok()) {
+    fmt::print(stderr, "error: {}\n", keys.status().message());
+    return kExitFailed;
+  }
+  if (key_created)
+    log.Log(1, "created the master key file " + key_file + " (back it up with the store)");
+  // The audit trail: hash-chained entries in the store, anchored by DATA/audit.head.
+  audit::AuditLog audit_log(**store, keys->audit, SystemClock(), {c.data + "/audit.head"});
+  secrets::SecretStore secret_store(**store, keys->secrets, SystemClock(),
+                                    api::Security::HookOf(audit_log));
+
   auto catalog =
       api::RunbookCatalog::Open({api::BuiltinRunbooks(), c.runbooks, c.data + "/api-runbooks"});
   if (!catalog.ok()) {
@@ -245,6 +266,9 @@ int RunServer(const ServerOptions& o) {
   EngineOptions eo;
   eo.work_root = c.data + "/work";
   eo.idle_supervisors = static_cast<size_t>(std::clamp(c.workers, 1, 16));
+  eo.resolve_secrets = [&secret_store](const std::vector<std::string>& names) {
+    return secret_store.Resolve(names);
+  };
   Engine engine(**store, SystemClock(), eo, qo);
   engine.queue().SetObserver([&hub, &m](const Run& run) {
     hub.PublishRun(run);
@@ -262,27 +286,10 @@ int RunServer(const ServerOptions& o) {
   HubObserver observer(hub, m);
   EngineExecutor executor(engine, &observer);
 
-  // Security: the master key, users, sessions and tokens, stream tickets (docs/security.md).
-  const std::string key_file = c.key_file.empty() ? c.data + "/master.key" : c.key_file;
-  auto fresh_store = StoreHasNoUsers(**store);
-  if (!fresh_store.ok()) {
-    fmt::print(stderr, "error: {}\n", fresh_store.status().message());
-    return kExitFailed;
-  }
-  bool key_created = false;
-  auto keys = auth::LoadOrCreateKeys(key_file, *fresh_store, &key_created);
-  if (!keys.ok()) {
-    fmt::print(stderr, "error: {}\n", keys.status().message());
-    return kExitFailed;
-  }
-  if (key_created)
-    log.Log(1, "created the master key file " + key_file + " (back it up with the store)");
   auth::RoleSet roles;
   auth::AuthOptions ao;
   ao.session_idle = *ParseDuration(c.session_idle);
   ao.session_absolute = *ParseDuration(c.session_lifetime);
-  // The audit trail: hash-chained entries in the store, anchored by DATA/audit.head.
-  audit::AuditLog audit_log(**store, keys->audit, SystemClock(), {c.data + "/audit.head"});
   auth::AuthService auth_service(**store, SystemClock(), roles, *keys, ao,
                                  api::Security::HookOf(audit_log));
   {
@@ -311,7 +318,7 @@ int RunServer(const ServerOptions& o) {
   so_sec.trusted_proxies = SplitList(c.trusted_proxies);
   so_sec.allowed_origins = SplitList(c.allowed_origins);
   so_sec.api_limit = {static_cast<double>(c.api_rate_limit), 10.0 * c.api_rate_limit};
-  api::Security security(auth_service, tickets, audit_log, so_sec);
+  api::Security security(auth_service, tickets, audit_log, secret_store, so_sec);
 
   api::ApiContext ctx{**store, engine.queue(), **catalog, hub, SystemClock(), security};
   ctx.metrics = &registry;
@@ -476,6 +483,7 @@ int RunServer(const ServerOptions& o) {
   if (worker_thread.joinable()) worker_thread.join();
   if (scheduler) scheduler->Stop();
   watcher.reset();
+  if (Status s = audit_log.Checkpoint(); !s.ok()) log.Log(3, "audit: " + s.message());
   if (worker) {
     const WorkerStats& ws = worker->stats();
     log.Log(1, fmt::format("stopped: {} runs claimed, {} finished, {} left to expire",

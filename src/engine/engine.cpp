@@ -21,6 +21,7 @@
 #include "engine/step_env.h"
 #include "queue/lease_keeper.h"
 #include "runbook/backoff.h"
+#include "secrets/redactor.h"
 
 extern char** environ;
 
@@ -92,18 +93,35 @@ class Engine::AttemptRunner {
       return RunStatus::kFailed;
     }
     work_dir_ = std::move(dir).value();
-    std::vector<std::string> secrets;
+    std::vector<std::string> secret_values;
     for (const auto& [name, v] : params_) {
-      if (v.secret()) secrets.push_back(v.text);
+      if (v.secret()) secret_values.push_back(v.text);
     }
+    if (!rb_.secrets.empty()) {
+      auto values = e_.options_.resolve_secrets
+                        ? e_.options_.resolve_secrets(rb_.secrets)
+                        : Result<std::map<std::string, std::string>>(Status(
+                              ErrorCode::kFailedPrecondition,
+                              "this runbook lists secrets, which only a server's secret store "
+                              "holds: run it through automan server"));
+      if (!values.ok()) {
+        e_.work_dirs_.Release(work_dir_);
+        error = "secrets: " + values.status().message();
+        return RunStatus::kFailed;
+      }
+      secret_env_ = std::move(*values);
+      for (const auto& [name, v] : secret_env_) secret_values.push_back(v);
+    }
+    redactor_ = secrets::Redactor(secret_values);
     LogWriterOptions lo;
     lo.max_bytes = e_.options_.max_log_bytes;
     lo.batch_lines = e_.options_.log_batch_lines;
     lo.flush_interval = e_.options_.log_flush_interval;
-    log_.emplace(e_.store_, e_.clock_, run_.id, run_.attempt, run_.fence, lo, std::move(secrets),
-                 obs_);
+    log_.emplace(e_.store_, e_.clock_, run_.id, run_.attempt, run_.fence, lo, &redactor_, obs_);
 
     RunStatus status = RunSteps(error);
+    // Errors may quote what a step printed: they are redacted like its log lines.
+    if (!redactor_.empty()) error = redactor_.Redact(error);
     e_.supervisors_.Release(std::move(supervisor_));
     Status store_error = log_->Finish();
     e_.work_dirs_.Release(work_dir_);
@@ -256,7 +274,7 @@ class Engine::AttemptRunner {
     } else {
       cmd.argv = step.argv;
     }
-    StepEnvContext ctx{rb_, run_, params_, step, work_dir_, output_file};
+    StepEnvContext ctx{rb_, run_, params_, step, work_dir_, output_file, &secret_env_};
     cmd.env = BuildStepEnv(ctx, outputs_env_, environ);
     cmd.cwd = step.cwd.empty()     ? work_dir_
               : step.cwd[0] == '/' ? step.cwd
@@ -346,6 +364,8 @@ class Engine::AttemptRunner {
   RunObserver* obs_;
   std::chrono::steady_clock::time_point attempt_started_;
   std::string work_dir_;
+  std::map<std::string, std::string> secret_env_;  // the runbook's secrets, by name
+  secrets::Redactor redactor_;                     // declared before log_, which uses it
   std::optional<LogWriter> log_;
   std::unique_ptr<RunSupervisor> supervisor_;
   OutputsEnv outputs_env_;

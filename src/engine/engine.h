@@ -30,6 +30,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -58,6 +60,10 @@ struct EngineOptions {
   size_t log_batch_lines = 8192;         // lines per store transaction at most
   std::chrono::milliseconds log_flush_interval{100};
   uint64_t max_output_bytes = 1 << 20;  // size cap of a step's $AUTOMAN_OUTPUT file
+  // The values of the secrets a runbook lists under `secrets:` (the server's secret store,
+  // secrets/secret_store.h). Unset: a runbook that lists secrets fails with a message.
+  std::function<Result<std::map<std::string, std::string>>(const std::vector<std::string>&)>
+      resolve_secrets;
 };
 
 // Live view of a run for printers (`automan exec`) and, later, streams.

@@ -6,21 +6,8 @@
 
 namespace automan {
 
-std::string RedactSecrets(std::string_view text, const std::vector<std::string>& secrets) {
-  std::string out(text);
-  for (const auto& s : secrets) {
-    if (s.size() < 3) continue;
-    size_t pos = 0;
-    while ((pos = out.find(s, pos)) != std::string::npos) {
-      out.replace(pos, s.size(), "***");
-      pos += 3;
-    }
-  }
-  return out;
-}
-
 LogWriter::LogWriter(Store& store, const Clock& clock, std::string run_id, int attempt,
-                     int64_t fence, LogWriterOptions options, std::vector<std::string> secrets,
+                     int64_t fence, LogWriterOptions options, const secrets::Redactor* redactor,
                      RunObserver* observer)
     : store_(store),
       clock_(clock),
@@ -28,7 +15,7 @@ LogWriter::LogWriter(Store& store, const Clock& clock, std::string run_id, int a
       attempt_(attempt),
       fence_(fence),
       options_(options),
-      secrets_(std::move(secrets)),
+      redactor_(redactor != nullptr && !redactor->empty() ? redactor : nullptr),
       observer_(observer) {}
 
 LogWriter::~LogWriter() { (void)Finish(); }
@@ -46,7 +33,23 @@ void LogWriter::Append(const std::string& step_id, LogStream stream, std::string
   line.step_id = step_id;
   line.stream = stream;
   line.ts = clock_.Now();
-  line.text = secrets_.empty() ? std::string(text) : RedactSecrets(text, secrets_);
+  if (redactor_ == nullptr) {
+    line.text = std::string(text);
+  } else {
+    const auto key = std::make_pair(step_id, stream);
+    auto it = partial_.find(key);
+    if (!partial && it == partial_.end()) {
+      line.text = redactor_->Redact(text);
+    } else {
+      if (it == partial_.end())
+        it = partial_.emplace(key, secrets::RedactingStream(*redactor_)).first;
+      it->second.Write(text, &line.text);
+      if (!partial) {
+        it->second.Flush(&line.text);
+        partial_.erase(it);
+      }
+    }
+  }
   line.partial = partial;
   bytes_ += line.text.size() + 1;
   if (bytes_ > options_.max_bytes && stream != LogStream::kSystem) {

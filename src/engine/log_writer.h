@@ -1,4 +1,5 @@
-// LogWriter: numbers, redacts, caps and stores the log lines of one run attempt.
+// LogWriter: numbers, redacts (secret params and secrets, in every encoding the redactor
+// knows: secrets/redactor.h), caps and stores the log lines of one run attempt.
 //
 // Append() is called by the thread that reads the step's output; it never waits for the
 // store except when more than 4 batches are pending (backpressure bounds memory). A
@@ -9,14 +10,17 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
 #include "core/run.h"
+#include "secrets/redactor.h"
 #include "store/store.h"
 
 namespace automan {
@@ -31,8 +35,9 @@ struct LogWriterOptions {
 
 class LogWriter {
  public:
+  // `redactor` (may be null: nothing to redact) must outlive the writer.
   LogWriter(Store& store, const Clock& clock, std::string run_id, int attempt, int64_t fence,
-            LogWriterOptions options, std::vector<std::string> secrets, RunObserver* observer);
+            LogWriterOptions options, const secrets::Redactor* redactor, RunObserver* observer);
   ~LogWriter();
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
@@ -54,8 +59,12 @@ class LogWriter {
   const int attempt_;
   const int64_t fence_;
   const LogWriterOptions options_;
-  const std::vector<std::string> secrets_;
+  const secrets::Redactor* const redactor_;
   RunObserver* const observer_;
+  // A line longer than the splitter's limit arrives in partial pieces: a secret may
+  // straddle two of them, so such pieces go through a stream that holds back a possible
+  // secret's beginning until the next piece (per step and stream; producer thread only).
+  std::map<std::pair<std::string, LogStream>, secrets::RedactingStream> partial_;
 
   // Producer-side state (the Append caller's thread only).
   int64_t next_seq_ = 1;
@@ -73,8 +82,5 @@ class LogWriter {
   Status error_;
   std::thread flusher_;
 };
-
-// Replaces every occurrence of each secret (of 3 bytes or more) in `text` with "***".
-std::string RedactSecrets(std::string_view text, const std::vector<std::string>& secrets);
 
 }  // namespace automan

@@ -70,6 +70,9 @@ std::vector<std::string> BuildStepEnv(const StepEnvContext& ctx, const OutputsEn
   for (const auto& [name, value] : ctx.params) {
     env["AUTOMAN_PARAM_" + EnvName(name)] = value.text;
   }
+  if (ctx.secrets != nullptr) {
+    for (const auto& [name, value] : *ctx.secrets) env["AUTOMAN_SECRET_" + EnvName(name)] = value;
+  }
   for (const auto& [name, value] : outputs.vars()) env[name] = value;
   for (const auto& [name, value] : ctx.step.env) env[name] = value;
 

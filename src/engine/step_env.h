@@ -3,6 +3,7 @@
 // The environment is built from scratch: an allowlist of the engine's own variables
 // (PATH — with a safe default when unset —, HOME, USER, LOGNAME, LANG, LC_*, TZ, TMPDIR),
 // then AUTOMAN_* context, AUTOMAN_PARAM_<NAME> for each bound parameter,
+// AUTOMAN_SECRET_<NAME> for each secret the runbook lists,
 // AUTOMAN_OUT_<STEP>_<KEY> for the outputs of earlier steps, then the step's own `env`
 // (whose names may not start with AUTOMAN_; the parser enforces that).
 #pragma once
@@ -36,6 +37,8 @@ struct StepEnvContext {
   const Step& step;
   const std::string& work_dir;
   const std::string& output_file;
+  // The runbook's `secrets:` values by name, as AUTOMAN_SECRET_<NAME>; may be null.
+  const std::map<std::string, std::string>* secrets = nullptr;
 };
 
 // `parent_env` is the engine's environment (environ), read for the allowlist only.

@@ -125,6 +125,9 @@ struct Runbook {
   bool dangerous = false;
   std::string requires_permission;  // `requires`
   std::vector<std::string> allowed_roles;
+  // Names in the secret store whose values every step gets as AUTOMAN_SECRET_<NAME>
+  // (redacted from the logs like secret params).
+  std::vector<std::string> secrets;
   std::vector<ConcurrencyLimit> concurrency;
   std::vector<ScheduleSpec> schedules;
   SandboxProfile sandbox;

@@ -7,6 +7,7 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -377,9 +378,10 @@ class Validator {
 Runbook Validator::Build(const YNode& root) {
   Runbook rb;
   static const std::vector<std::string_view> kTop = {
-      "id",        "name",   "description", "category",  "tags",     "params",        "timeout",
-      "retries",   "steps",  "rollback",    "dangerous", "requires", "allowed_roles", "concurrency",
-      "schedules", "sandbox"};
+      "id",        "name",     "description",   "category",    "tags",
+      "params",    "timeout",  "retries",       "steps",       "rollback",
+      "dangerous", "requires", "allowed_roles", "concurrency", "schedules",
+      "sandbox",   "secrets"};
   if (!root.IsMap()) {
     Expected(root, "top level", "a map of runbook keys (id, steps, ...)");
     return rb;
@@ -460,6 +462,29 @@ Runbook Validator::Build(const YNode& root) {
           }
           if (!seen.insert(s).second) {
             Error(item.loc, p + ": role " + QuoteForMessage(s) + " is listed twice; remove one");
+            return false;
+          }
+          return true;
+        });
+  }
+  if (const YNode* n = Get(root, "secrets")) {
+    std::set<std::string> seen;
+    rb.secrets = StringList(
+        *n, "secrets", "a list of secret names from the secret store (e.g. [db_password])",
+        [&](const YNode& item, const std::string& s, const std::string& p) {
+          const bool ok = !s.empty() && s.size() <= 64 &&
+                          (std::isalpha(static_cast<unsigned char>(s[0])) != 0) &&
+                          std::all_of(s.begin(), s.end(), [](char c) {
+                            return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+                          });
+          if (!ok) {
+            Error(item.loc, p + ": " + QuoteForMessage(s) +
+                                " is not a secret name; use letters, digits and '_', starting "
+                                "with a letter (at most 64)");
+            return false;
+          }
+          if (!seen.insert(s).second) {
+            Error(item.loc, p + ": secret " + QuoteForMessage(s) + " is listed twice; remove one");
             return false;
           }
           return true;

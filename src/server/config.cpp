@@ -126,7 +126,7 @@ constexpr std::string_view kCliEnv[] = {"AUTOMAN_SERVER", "AUTOMAN_TOKEN",
 
 bool IsSecret(std::string_view name) {
   return name.find("password") != std::string_view::npos ||
-         name.find("token") != std::string_view::npos || name.find("key") != std::string_view::npos;
+         name.find("token") != std::string_view::npos || name == "key" || name.ends_with("_key");
 }
 
 std::string Upper(std::string_view s) {

@@ -14,8 +14,8 @@
 //   exist, kInternal when memory runs out) and its message lists every problem found, one
 //   per line, each naming the key and where its value came from ("FILE:LINE:COL",
 //   "env AUTOMAN_X", "flag --x").
-// - Values of keys whose name contains "password", "token" or "key" (tls_key) are never
-//   shown: not in `sources`, not in error messages.
+// - Values of keys whose name contains "password" or "token", or ends in "key" (tls_key),
+//   are never shown: not in `sources`, not in error messages. (key_file is a path: shown.)
 #pragma once
 
 #include <cstdint>

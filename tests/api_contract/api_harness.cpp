@@ -45,8 +45,10 @@ Result<std::unique_ptr<InProcessApi>> InProcessApi::Create(const Options& option
   api->auth_ = std::make_unique<auth::AuthService>(*api->store_, api->clock_, api->roles_, keys, ao,
                                                    api::Security::HookOf(*api->audit_));
   api->tickets_ = std::make_unique<auth::TicketIssuer>(keys.tickets, api->clock_);
+  api->secrets_ = std::make_unique<secrets::SecretStore>(*api->store_, keys.secrets, api->clock_,
+                                                         api::Security::HookOf(*api->audit_));
   api->security_ = std::make_unique<api::Security>(*api->auth_, *api->tickets_, *api->audit_,
-                                                   api::SecurityOptions{});
+                                                   *api->secrets_, api::SecurityOptions{});
   AUTOMAN_RETURN_IF_ERROR(api->auth_->Bootstrap(std::string(kAdminPassword)).status());
   AUTOMAN_ASSIGN_OR_RETURN(auth::LoginResult login, api->auth_->Login("admin", kAdminPassword, true,
                                                                       auth::Actor{"", "test"}));

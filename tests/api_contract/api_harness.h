@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
+#include "secrets/secret_store.h"
 #include "store/store.h"
 
 namespace automan::testing {
@@ -93,6 +94,7 @@ class InProcessApi {
   metrics::Family<metrics::Histogram>* http_duration_ = nullptr;
   auth::RoleSet roles_;
   std::unique_ptr<audit::AuditLog> audit_;
+  std::unique_ptr<secrets::SecretStore> secrets_;
   std::unique_ptr<auth::AuthService> auth_;
   std::unique_ptr<auth::TicketIssuer> tickets_;
   std::unique_ptr<api::Security> security_;

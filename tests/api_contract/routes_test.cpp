@@ -735,6 +735,11 @@ rollback:
   Call("GET", "/api/v1/audit?action=user.&limit=2", "", 200);
   Call("GET", "/api/v1/audit/verify", "", 200);
   Call("POST", "/api/v1/auth/password", R"({"current":"wrong-password","new":"x-password"})", 400);
+  Call("PUT", "/api/v1/secrets/db_password", R"({"value":"hunter22","description":"db"})", 200);
+  Call("PUT", "/api/v1/secrets/db_password", R"({"value":"x"})", 400);
+  Call("GET", "/api/v1/secrets", "", 200);
+  Call("DELETE", "/api/v1/secrets/db_password", "", 204);
+  Call("DELETE", "/api/v1/secrets/db_password", "", 404);
   Call("POST", "/api/v1/auth/logout", "", 204);
 
   // Every non-stream route but /metrics and the document itself was exercised.

@@ -84,9 +84,11 @@ TEST(RouterTest, UnknownPathsAnswer404AndOtherMethods405WithAllow) {
   auto q = Req("PATCH", "/api/v1/runs/x");
   HttpResponse r = router.Dispatch(q);
   EXPECT_EQ(r.status, 405);
-  ASSERT_EQ(r.headers.size(), 1u);
-  EXPECT_EQ(r.headers[0].first, "Allow");
-  EXPECT_EQ(r.headers[0].second, "GET, DELETE");
+  std::string allow;
+  for (const auto& [k, v] : r.headers) {
+    if (k == "Allow") allow = v;
+  }
+  EXPECT_EQ(allow, "GET, DELETE");
 }
 
 TEST(RouterTest, AThrowingHandlerAnswers500WithoutItsMessage) {

@@ -305,6 +305,7 @@ api::HttpResponse Post(const std::string& target, std::string body) {
   req.target = target;
   req.path = target;
   req.body = std::move(body);
+  req.headers["authorization"] = "Bearer " + F().api->admin_token();
   return F().api->router().Dispatch(req);
 }
 
@@ -314,6 +315,7 @@ void Discard(const std::string& id, std::string_view input) {
   api::HttpRequest c;
   c.method = "POST";
   c.path = "/api/v1/runs/" + id + "/cancel";
+  c.headers["authorization"] = "Bearer " + F().api->admin_token();
   api::HttpResponse cr = F().api->router().Dispatch(c);
   if (cr.status != 200) Broken("cancelling a created run failed", input, cr.body);
   if (ParseResponse(cr, input).at("status") != "CANCELLED") {
@@ -322,6 +324,7 @@ void Discard(const std::string& id, std::string_view input) {
   api::HttpRequest d;
   d.method = "DELETE";
   d.path = "/api/v1/runs/" + id;
+  d.headers["authorization"] = "Bearer " + F().api->admin_token();
   api::HttpResponse dr = F().api->router().Dispatch(d);
   if (dr.status != 204) Broken("deleting a cancelled run failed", input, dr.body);
 }
