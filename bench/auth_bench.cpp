@@ -63,6 +63,7 @@
 #include "bench_util.h"
 #include "common/clock.h"
 #include "queue/queue.h"
+#include "secrets/secret_store.h"
 #include "store/store.h"
 
 using namespace automan;
@@ -415,11 +416,14 @@ int main(int argc, char** argv) {
                                  api::Security::HookOf(audit_log));
   Must(auth_service.Bootstrap(std::string(kPassword)).status(), "creating admin");
   auth::TicketIssuer tickets(keys.tickets, SystemClock());
+  secrets::SecretStore secret_store(*store, keys.secrets, SystemClock(),
+                                    api::Security::HookOf(audit_log));
   auto make_server = [&](double per_second) {
     Server s;
     api::SecurityOptions opt;
     opt.api_limit = {per_second, per_second * 10};
-    s.security = std::make_unique<api::Security>(auth_service, tickets, audit_log, opt);
+    s.security =
+        std::make_unique<api::Security>(auth_service, tickets, audit_log, secret_store, opt);
     s.ctx = std::make_unique<api::ApiContext>(
         api::ApiContext{*store, queue, *catalog, hub, SystemClock(), *s.security});
     s.router = std::make_unique<api::Router>(api::BuildRouter(*s.ctx));
