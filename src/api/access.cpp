@@ -153,16 +153,17 @@ std::optional<HttpResponse> Authorize(ApiContext& ctx, HttpRequest& req, const R
     secret = auth::CookieValue(*c, kSessionCookie);
     cookie = !secret.empty();
   }
-  Result<std::shared_ptr<const auth::Subject>> subject =
-      Status(ErrorCode::kUnauthenticated, "log in, or send Authorization: Bearer TOKEN");
-  if (!secret.empty()) {
-    subject = auth.Authenticate(secret);
-  } else if (ticket != nullptr) {
+  if (secret.empty() && ticket == nullptr) {
+    return Unauthorized("log in, or send Authorization: Bearer TOKEN");
+  }
+  // The common case (a bearer token or a cookie) builds no error Status on the way.
+  Result<std::shared_ptr<const auth::Subject>> subject = [&] {
+    if (!secret.empty()) return auth.Authenticate(secret);
     const std::string& id = req.path_params["id"];
     Result<auth::Ticket> t = ctx.security.tickets.Redeem(*ticket, id.empty() ? "all" : "run:" + id);
-    if (!t.ok()) return Unauthorized(t.status().message());
-    subject = auth.AuthenticateCredential(t->credential_id);
-  }
+    if (!t.ok()) return Result<std::shared_ptr<const auth::Subject>>(t.status());
+    return auth.AuthenticateCredential(t->credential_id);
+  }();
   if (!subject.ok()) {
     if (subject.status().code() != ErrorCode::kUnauthenticated) {
       return ErrorResponse(subject.status());

@@ -36,15 +36,9 @@ HttpResponse PutSecret(ApiContext& ctx, HttpRequest& req) {
   if (!description.ok()) return ErrorResponse(description.status());
   if (!*value) return ErrorResponse(400, "invalid_argument", "field \"value\" is required");
   const std::string& name = req.path_params["name"];
-  Status s = ctx.security.secrets.Put(name, **value, description->value_or(""), ActorOf(req));
-  if (!s.ok()) return ErrorResponse(s);
-  auto list = ctx.security.secrets.List();
-  if (list.ok()) {
-    for (const SecretRecord& r : *list) {
-      if (r.name == name) return JsonResponse(200, SecretJson(r));
-    }
-  }
-  return NoContent();
+  auto stored = ctx.security.secrets.Put(name, **value, description->value_or(""), ActorOf(req));
+  if (!stored.ok()) return ErrorResponse(stored.status());
+  return JsonResponse(200, SecretJson(*stored));
 }
 
 HttpResponse DeleteSecret(ApiContext& ctx, HttpRequest& req) {

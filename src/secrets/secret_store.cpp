@@ -46,8 +46,8 @@ SecretStore::SecretStore(Store& store, const auth::Key& key, const Clock& clock,
                          auth::AuditHook audit)
     : store_(store), key_(key), clock_(clock), audit_(std::move(audit)) {}
 
-Status SecretStore::Put(std::string_view name, std::string_view value, std::string_view description,
-                        const auth::Actor& actor) {
+Result<SecretRecord> SecretStore::Put(std::string_view name, std::string_view value,
+                                      std::string_view description, const auth::Actor& actor) {
   if (!IsValidSecretName(name)) return NameError(name);
   if (value.size() < Redactor::kMinSecretBytes || value.size() > kMaxSecretBytes) {
     return Status(ErrorCode::kInvalidArgument,
@@ -68,12 +68,15 @@ Status SecretStore::Put(std::string_view name, std::string_view value, std::stri
   r.description = std::string(description);
   r.created_at = r.updated_at = clock_.Now();
   r.updated_by = actor.username;
-  return store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
+  AUTOMAN_RETURN_IF_ERROR(store_.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
     Result<SecretRecord> old = tx.GetSecret(name);
     if (!old.ok() && old.status().code() != ErrorCode::kNotFound) return old.status();
+    if (old.ok()) r.created_at = old->created_at;  // as the store keeps it
     AUTOMAN_RETURN_IF_ERROR(tx.PutSecret(r));
     return AuditChange(audit_, tx, actor, old.ok() ? "secret.update" : "secret.create", name);
-  });
+  }));
+  r.sealed.clear();
+  return r;
 }
 
 Status SecretStore::Delete(std::string_view name, const auth::Actor& actor) {

@@ -32,9 +32,10 @@ class SecretStore {
  public:
   SecretStore(Store& store, const auth::Key& key, const Clock& clock, auth::AuditHook audit);
 
-  // Creates or replaces. kInvalidArgument for a bad name or value.
-  Status Put(std::string_view name, std::string_view value, std::string_view description,
-             const auth::Actor& actor);
+  // Creates or replaces; returns the stored metadata (`sealed` emptied). kInvalidArgument
+  // for a bad name or value.
+  Result<SecretRecord> Put(std::string_view name, std::string_view value,
+                           std::string_view description, const auth::Actor& actor);
   // kNotFound when there is none.
   Status Delete(std::string_view name, const auth::Actor& actor);
   // Every secret, by name, with `sealed` emptied (metadata only).
