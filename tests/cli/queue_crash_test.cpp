@@ -52,6 +52,7 @@ using std::chrono::seconds;
 using std::chrono::steady_clock;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing::PidsWithArg;
 using testing::PidsWithEnv;
 using testing::ReadFile;
 using testing::RunCommand;
@@ -68,32 +69,6 @@ double Seconds(steady_clock::duration d) { return std::chrono::duration<double>(
 std::string SleepMarker(int whole_seconds) {
   static int counter = 0;
   return fmt::format("{}.{:03d}{:03d}", whole_seconds, getpid() % 1000, ++counter % 1000);
-}
-
-// Pids of live (not zombie) processes with an argument equal to `arg`.
-std::vector<int> PidsWithArg(const std::string& arg) {
-  std::vector<int> out;
-  DIR* d = opendir("/proc");
-  if (d == nullptr) return out;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in("/proc/" + name + "/cmdline", std::ios::binary);
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::stringstream args(cmdline);
-    std::string a;
-    bool found = false;
-    while (std::getline(args, a, '\0')) found = found || a == arg;
-    if (!found) continue;
-    std::ifstream st("/proc/" + name + "/stat");
-    std::string stat((std::istreambuf_iterator<char>(st)), std::istreambuf_iterator<char>());
-    size_t close = stat.rfind(')');
-    if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z') {
-      out.push_back(std::atoi(name.c_str()));
-    }
-  }
-  closedir(d);
-  return out;
 }
 
 using Child = testing::ChildProcess;

@@ -61,13 +61,6 @@ StepCommand Shell(const std::string& script, const std::string& marker,
   return cmd;
 }
 
-std::string ReadProcFile(pid_t pid, const char* name) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/" + name, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 namespace {
 
 std::vector<pid_t> AllPids() {

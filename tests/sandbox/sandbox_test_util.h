@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sandbox/supervisor.h"
+#include "support/proc_util.h"
 
 namespace automan::testing {
 
@@ -67,7 +68,5 @@ int CountOpenFds();
 
 // True when this process has no child left (waitpid reports ECHILD).
 bool NoChildren();
-
-std::string ReadProcFile(pid_t pid, const char* name);
 
 }  // namespace automan::testing

@@ -7,10 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
-#include <sstream>
 
 #include "support/test_util.h"
 
@@ -18,39 +16,69 @@ extern char** environ;
 
 namespace automan::testing {
 
-namespace {
-bool IsZombie(const std::string& pid) {
-  std::ifstream in("/proc/" + pid + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t close = stat.rfind(')');
-  return close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] == 'Z';
+std::string ReadProcFile(pid_t pid, std::string_view name) {
+  // POSIX read, not ifstream: a process that exits mid-read makes read() fail with ESRCH,
+  // which libstdc++'s filebuf turns into an exception.
+  const std::string path = "/proc/" + std::to_string(pid) + "/" + std::string(name);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string out;
+  char buf[4096];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return out;
 }
-}  // namespace
 
-std::vector<int> PidsWithEnv(const std::string& entry) {
-  std::vector<int> out;
+namespace {
+
+std::vector<pid_t> AllPids() {
+  std::vector<pid_t> out;
   DIR* d = opendir("/proc");
   if (d == nullptr) return out;
   while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in("/proc/" + name + "/environ", std::ios::binary);
-    if (!in) continue;
-    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::stringstream ss(env);
-    std::string var;
-    bool found = false;
-    while (std::getline(ss, var, '\0')) {
-      if (var == entry) {
-        found = true;
-        break;
-      }
-    }
-    if (found && !IsZombie(name)) out.push_back(std::atoi(name.c_str()));
+    char* end = nullptr;
+    long v = strtol(e->d_name, &end, 10);
+    if (end != e->d_name && *end == '\0' && v > 0) out.push_back(static_cast<pid_t>(v));
   }
   closedir(d);
   return out;
 }
+
+bool IsLive(pid_t pid) {
+  const std::string stat = ReadProcFile(pid, "stat");
+  size_t close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+// True when the NUL-separated list `text` holds `item`.
+bool HasNulItem(std::string_view text, std::string_view item) {
+  while (!text.empty()) {
+    size_t end = text.find('\0');
+    if (text.substr(0, end) == item) return true;
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
+  return false;
+}
+
+std::vector<int> LivePidsWhose(std::string_view file, std::string_view item) {
+  std::vector<int> out;
+  for (pid_t pid : AllPids()) {
+    if (HasNulItem(ReadProcFile(pid, file), item) && IsLive(pid)) out.push_back(pid);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<int> PidsWithEnv(const std::string& entry) { return LivePidsWhose("environ", entry); }
+
+std::vector<int> PidsWithArg(const std::string& arg) { return LivePidsWhose("cmdline", arg); }
 
 int OpenFdCount() {
   int n = 0;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -14,6 +15,13 @@ namespace automan::testing {
 // Pids of live (not zombie) processes whose environment contains exactly `entry`
 // ("KEY=VALUE"). Only processes whose /proc/PID/environ is readable are considered.
 std::vector<int> PidsWithEnv(const std::string& entry);
+
+// Pids of live (not zombie) processes with an argument equal to `arg`.
+std::vector<int> PidsWithArg(const std::string& arg);
+
+// The whole of /proc/PID/NAME, or "" when it cannot be read (the process is gone, or
+// exits while it is read).
+std::string ReadProcFile(pid_t pid, std::string_view name);
 
 // Number of open file descriptors of this process.
 int OpenFdCount();
