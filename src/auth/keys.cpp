@@ -63,6 +63,7 @@ Keys DeriveKeys(const Key& master) {
       .secrets = DeriveKey(master, 2, "amsecret"),
       .audit = DeriveKey(master, 3, "am_audit"),
       .csrf = DeriveKey(master, 4, "am_csrf_"),
+      .params = DeriveKey(master, 5, "amparams"),
   };
 }
 

@@ -17,6 +17,7 @@ struct Keys {
   Key secrets;  // secretbox of the secret store
   Key audit;    // keyed hash of the audit chain
   Key csrf;     // CSRF tokens of cookie sessions
+  Key params;   // secretbox of the secret parameters of queued runs
 };
 
 Keys DeriveKeys(const Key& master);

@@ -57,6 +57,48 @@ Result<std::vector<std::pair<std::string, std::string>>> SplitParamFlags(
   return out;
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> GatherParams(
+    const std::vector<std::string>& param_flags, const std::vector<std::string>& secret_names,
+    const std::function<bool(std::string_view)>& is_secret) {
+  AUTOMAN_ASSIGN_OR_RETURN(auto out, SplitParamFlags(param_flags));
+  for (const auto& [name, value] : out) {
+    if (is_secret(name)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "parameter \"{}\" is a secret and is never taken from the command line "
+                   "(ps and shell history show it): pass --secret-param {} and type it, or "
+                   "pipe it on standard input",
+                   name, name);
+    }
+  }
+  for (const std::string& name : secret_names) {
+    for (const auto& [given, value] : out) {
+      if (given == name) {
+        return Error(ErrorCode::kInvalidArgument, "parameter \"{}\" is given twice", name);
+      }
+    }
+    AUTOMAN_ASSIGN_OR_RETURN(std::string value,
+                             ReadSecret("value of secret parameter " + name + ": "));
+    out.emplace_back(name, std::move(value));
+  }
+  return out;
+}
+
+std::function<bool(std::string_view)> SecretParamsOf(const Runbook& rb) {
+  return [&rb](std::string_view name) {
+    const ParamSpec* spec = rb.FindParam(name);
+    return spec != nullptr && spec->type == ParamType::kSecret;
+  };
+}
+
+Result<std::optional<auth::Keys>> LoadKeysIfPresent(const StoreFlags& store,
+                                                    const std::string& key_file) {
+  const std::string path = key_file.empty() ? store.data_dir + "/master.key" : key_file;
+  std::error_code ec;
+  if (key_file.empty() && !std::filesystem::exists(path, ec)) return std::optional<auth::Keys>();
+  AUTOMAN_ASSIGN_OR_RETURN(auth::Keys keys, auth::LoadOrCreateKeys(path, false));
+  return std::optional<auth::Keys>(keys);
+}
+
 std::string HostName() {
   char host[256] = "localhost";
   gethostname(host, sizeof host - 1);

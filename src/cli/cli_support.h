@@ -3,12 +3,14 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "auth/keys.h"
 #include "cli/commands.h"
 #include "common/status.h"
 #include "runbook/runbook.h"
@@ -24,6 +26,23 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreFlags& flags,
 // "name=value" flags as pairs; kInvalidArgument names the malformed one.
 Result<std::vector<std::pair<std::string, std::string>>> SplitParamFlags(
     const std::vector<std::string>& flags);
+
+// The --param NAME=VALUE flags and the --secret-param NAMEs together, as pairs. A secret's
+// value is read with ReadSecret (one line of standard input per name, in the order
+// given, or a no-echo prompt), never taken from the command line: a --param whose name
+// `is_secret` says is a secret parameter is refused before anything is read.
+Result<std::vector<std::pair<std::string, std::string>>> GatherParams(
+    const std::vector<std::string>& param_flags, const std::vector<std::string>& secret_names,
+    const std::function<bool(std::string_view)>& is_secret);
+
+// True when `rb` declares `name` as a secret parameter (for GatherParams).
+std::function<bool(std::string_view)> SecretParamsOf(const Runbook& rb);
+
+// The keys of the server's master key file, for the commands that work on the store
+// directly (worker, enqueue): `key_file`, or DATA/master.key. nullopt when no file was
+// named and the default one does not exist; an error when a file cannot be read.
+Result<std::optional<auth::Keys>> LoadKeysIfPresent(const StoreFlags& store,
+                                                    const std::string& key_file);
 
 // A duration flag (`--name text`); prints the problem and returns nullopt when malformed
 // (or zero, unless allow_zero).

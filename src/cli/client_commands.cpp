@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <iostream>
 #include <optional>
+#include <set>
 
 #include "cli/api_calls.h"
 #include "cli/cli_support.h"
@@ -593,10 +594,23 @@ int RunbooksShow(ApiClient& c, const RunbooksOptions& o) {
 // --- The commands -------------------------------------------------------------------------
 
 int RunRun(const RunOptions& o) {
-  auto given = SplitParamFlags(o.params);
-  if (!given.ok()) return Fail(given.status());
   auto c = Connect(o.server);
   if (!c.ok()) return Fail(c.status());
+  // Which parameters are secrets, so that none is taken from the command line: only asked
+  // when --param flags are given (a runbook the server does not know fails below).
+  std::set<std::string> secret_names;
+  if (!o.params.empty()) {
+    if (auto rb = Call(**c, "GET", "/api/v1/runbooks/" + UrlEscape(o.runbook)); rb.ok()) {
+      const json::object& props = Sub(Sub(Obj(*rb), "params_schema"), "properties");
+      for (const auto& kv : props) {
+        if (Str(Obj(kv.value()), "format") == "password") secret_names.emplace(kv.key());
+      }
+    }
+  }
+  auto given = GatherParams(o.params, o.secret_params, [&](std::string_view name) {
+    return secret_names.count(std::string(name)) != 0;
+  });
+  if (!given.ok()) return Fail(given.status());
   json::object params;
   for (const auto& [k, v] : *given) params[k] = v;
   const bool looks_like_file = o.runbook.ends_with(".yaml") || o.runbook.ends_with(".yml") ||

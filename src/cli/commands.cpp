@@ -26,6 +26,22 @@ void AddStoreFlags(CLI::App& app, StoreFlags& flags) {
 }
 
 // --server, --ca-file, --insecure: the flags of every command that may use the API.
+void AddParamFlags(CLI::App& app, std::vector<std::string>& params,
+                   std::vector<std::string>& secret_params) {
+  app.add_option("-p,--param", params, "Parameter as name=value (repeatable)")
+      ->allow_extra_args(false);
+  app.add_option("--secret-param", secret_params,
+                 "Secret parameter NAME; its value is read from standard input (one line "
+                 "per name) or a no-echo prompt, never from the command line (repeatable)")
+      ->allow_extra_args(false);
+}
+
+void AddKeyFileFlag(CLI::App& app, std::string& key_file, const char* what) {
+  app.add_option("--key-file", key_file,
+                 std::string("The server's master key file, to ") + what +
+                     " (default: DATA/master.key when it exists)");
+}
+
 void AddServerFlags(CLI::App& app, ServerFlags& flags, const char* server_help) {
   app.add_option("--server", flags.url, server_help)->envname("AUTOMAN_SERVER");
   app.add_option("--ca-file", flags.ca_file, "PEM file of a private CA for an https:// server")
@@ -105,8 +121,7 @@ const Command kCommands[] = {
     {"exec", "Run a runbook file on this host, now, without a server",
      [](CLI::App& app, Options& o) {
        app.add_option("file", o.exec.file, "Runbook YAML file")->required();
-       app.add_option("-p,--param", o.exec.params, "Parameter as name=value (repeatable)")
-           ->allow_extra_args(false);
+       AddParamFlags(app, o.exec.params, o.exec.secret_params);
        app.add_flag("--json", o.exec.json, "Print the run as JSON on stdout (logs go to stderr)");
        app.add_flag("--dry-run", o.exec.dry_run,
                     "Validate and show what would run; run and record nothing");
@@ -144,6 +159,8 @@ const Command kCommands[] = {
                       "(re-read when a file changes)");
        app.add_flag("--no-scheduler", o.worker.no_scheduler,
                     "Do not run the schedule loop in this worker");
+       AddKeyFileFlag(app, o.worker.key_file,
+                      "open secret parameters and the secret store for its runs");
        AddStoreFlags(app, o.worker.store);
      },
      [](const Options& o) { return RunWorker(o.worker); }},
@@ -153,8 +170,8 @@ const Command kCommands[] = {
                       "Runbook YAML file, or the id of a runbook "
                       "already in the store")
            ->required();
-       app.add_option("-p,--param", o.enqueue.params, "Parameter as name=value (repeatable)")
-           ->allow_extra_args(false);
+       AddParamFlags(app, o.enqueue.params, o.enqueue.secret_params);
+       AddKeyFileFlag(app, o.enqueue.key_file, "seal secret parameters while the run is queued");
        app.add_option("--priority", o.enqueue.priority, "Higher runs first (-1000..1000)")
            ->check(CLI::Range(-1000, 1000));
        app.add_option("--idempotency-key", o.enqueue.idempotency_key,
@@ -256,8 +273,7 @@ const Command kCommands[] = {
      [](CLI::App& app, Options& o) {
        app.add_option("runbook", o.run.runbook, "Runbook id (automan runbooks lists them)")
            ->required();
-       app.add_option("-p,--param", o.run.params, "Parameter as name=value (repeatable)")
-           ->allow_extra_args(false);
+       AddParamFlags(app, o.run.params, o.run.secret_params);
        app.add_flag("-f,--follow", o.run.follow,
                     "Print the run's logs live; exit with the code of its final status");
        app.add_flag("--dry-run", o.run.dry_run,

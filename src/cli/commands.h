@@ -33,7 +33,8 @@ struct ServerFlags {
 struct ExecOptions {
   StoreFlags store;
   std::string file;
-  std::vector<std::string> params;  // "name=value"
+  std::vector<std::string> params;         // "name=value"
+  std::vector<std::string> secret_params;  // names; values from stdin or a prompt
   bool json = false;
   bool dry_run = false;
 };
@@ -49,12 +50,15 @@ struct WorkerOptionsFlags {
   bool fast = false;         // Durability::kFast
   std::string runbooks_dir;  // sync the schedules of the runbook files here, and watch it
   bool no_scheduler = false;
+  std::string key_file;  // the server's master key; default DATA/master.key when present
 };
 
 struct EnqueueOptions {
   StoreFlags store;
   std::string runbook;  // FILE.yaml or a runbook id already in the store
   std::vector<std::string> params;
+  std::vector<std::string> secret_params;  // names; values from stdin or a prompt
+  std::string key_file;                    // seals secret params; default DATA/master.key
   int priority = 0;
   std::string idempotency_key;
   std::string delay;  // a duration
@@ -121,8 +125,9 @@ struct ValidateOptions {
 // The client commands (client_commands.cpp): the server's HTTP API only.
 struct RunOptions {
   ServerFlags server;
-  std::string runbook;              // a runbook id the server knows
-  std::vector<std::string> params;  // "name=value", sent as strings
+  std::string runbook;                     // a runbook id the server knows
+  std::vector<std::string> params;         // "name=value", sent as strings
+  std::vector<std::string> secret_params;  // names; values from stdin or a prompt
   bool follow = false;
   bool dry_run = false;
   int priority = 0;

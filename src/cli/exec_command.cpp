@@ -120,7 +120,7 @@ int RunExec(const ExecOptions& options) {
   }
   const Runbook& rb = *parsed.runbook;
 
-  auto given = SplitParamFlags(options.params);
+  auto given = GatherParams(options.params, options.secret_params, SecretParamsOf(rb));
   if (!given.ok()) {
     fmt::print(stderr, "error: {}\n", given.status().message());
     return kExitInvalidInput;

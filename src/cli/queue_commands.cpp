@@ -16,6 +16,8 @@
 #include "runbook/runbook.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/sync.h"
+#include "secrets/param_sealer.h"
+#include "secrets/secret_store.h"
 #include "worker/worker.h"
 
 namespace automan::cli {
@@ -54,11 +56,27 @@ int RunWorker(const WorkerOptionsFlags& o) {
     fmt::print(stderr, "error: {}\n", store.status().message());
     return kExitFailed;
   }
+  // With the server's master key, the worker opens the secret parameters of the runs it
+  // claims and the secret store for runbooks that list `secrets:`.
+  auto keys = LoadKeysIfPresent(o.store, o.key_file);
+  if (!keys.ok()) {
+    fmt::print(stderr, "error: {}\n", keys.status().message());
+    return kExitFailed;
+  }
+  std::optional<secrets::KeySealer> sealer;
+  std::optional<secrets::SecretStore> secret_store;
   QueueOptions qo;
   qo.lease = *lease;
   EngineOptions eo;
   eo.work_root = o.store.data_dir + "/work";
   eo.idle_supervisors = static_cast<size_t>(std::min(o.concurrency, 16));
+  if (*keys) {
+    qo.sealer = &sealer.emplace((*keys)->params);
+    secret_store.emplace(**store, (*keys)->secrets, SystemClock(), auth::AuditHook());
+    eo.resolve_secrets = [&secret_store](const std::vector<std::string>& names) {
+      return secret_store->Resolve(names);
+    };
+  }
   Engine engine(**store, SystemClock(), eo, qo);
   EngineExecutor executor(engine);
 
@@ -74,9 +92,10 @@ int RunWorker(const WorkerOptionsFlags& o) {
   CancelSignal stop;
   CancelOnSignals on_signals(stop);
   (void)std::setvbuf(stderr, nullptr, _IOLBF, 0);
-  fmt::print(stderr, "automan worker {} on {}: concurrency {}, lease {}, {} commits\n", wo.owner,
+  fmt::print(stderr, "automan worker {} on {}: concurrency {}, lease {}, {} commits{}\n", wo.owner,
              RedactStoreUrl((*store)->Describe()), wo.concurrency, FormatDuration(*lease),
-             o.fast ? "fast (no fsync)" : "durable");
+             o.fast ? "fast (no fsync)" : "durable",
+             *keys ? "" : "; no master key file: runs with secrets fail (--key-file)");
 
   // The schedule loop (one per store runs; the others stand by) and the runbook files
   // whose schedules it keeps in the store.
@@ -136,7 +155,7 @@ int RunEnqueue(const EnqueueOptions& o) {
     fmt::print(stderr, "error: {}\n", rb.status().message());
     return ExitFor(rb.status());
   }
-  auto given = SplitParamFlags(o.params);
+  auto given = GatherParams(o.params, o.secret_params, SecretParamsOf(*rb));
   if (!given.ok()) {
     fmt::print(stderr, "error: {}\n", given.status().message());
     return kExitInvalidInput;
@@ -159,7 +178,17 @@ int RunEnqueue(const EnqueueOptions& o) {
     r.not_before = SystemClock().Now() + *d;
   }
   if (o.max_attempts > 0) r.max_attempts = o.max_attempts;
-  Queue queue(**store, SystemClock());
+  QueueOptions qo;
+  std::optional<secrets::KeySealer> sealer;
+  if (!o.secret_params.empty()) {
+    auto keys = LoadKeysIfPresent(o.store, o.key_file);
+    if (!keys.ok()) {
+      fmt::print(stderr, "error: {}\n", keys.status().message());
+      return kExitFailed;
+    }
+    if (*keys) qo.sealer = &sealer.emplace((*keys)->params);
+  }
+  Queue queue(**store, SystemClock(), qo);
   auto e = queue.Enqueue(r);
   if (!e.ok()) {
     fmt::print(stderr, "error: {}\n", e.status().message());

@@ -25,6 +25,7 @@
 #include "audit/audit_log.h"
 #include "auth/auth_service.h"
 #include "auth/keys.h"
+#include "auth/roles_file.h"
 #include "auth/tickets.h"
 #include "cli/cli_support.h"
 #include "cli/commands.h"
@@ -36,6 +37,7 @@
 #include "metrics/process_metrics.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/sync.h"
+#include "secrets/param_sealer.h"
 #include "secrets/secret_store.h"
 #include "server/config.h"
 #include "server/http_server.h"
@@ -261,8 +263,10 @@ int RunServer(const ServerOptions& o) {
   ServerMetrics m(registry);
   api::EventHub hub;
 
+  secrets::KeySealer param_sealer(keys->params);
   QueueOptions qo;
   qo.lease = lease;
+  qo.sealer = &param_sealer;
   EngineOptions eo;
   eo.work_root = c.data + "/work";
   eo.idle_supervisors = static_cast<size_t>(std::clamp(c.workers, 1, 16));
@@ -287,6 +291,12 @@ int RunServer(const ServerOptions& o) {
   EngineExecutor executor(engine, &observer);
 
   auth::RoleSet roles;
+  if (!c.roles_file.empty()) {
+    if (Status loaded = auth::LoadRolesFile(c.roles_file, roles); !loaded.ok()) {
+      fmt::print(stderr, "error: roles_file: {}\n", loaded.message());
+      return kExitInvalidInput;
+    }
+  }
   auth::AuthOptions ao;
   ao.session_idle = *ParseDuration(c.session_idle);
   ao.session_absolute = *ParseDuration(c.session_lifetime);

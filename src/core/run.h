@@ -77,7 +77,10 @@ using RunOutputs = std::map<std::string, std::map<std::string, std::string>>;
 // layer can render ints and bools as JSON numbers and booleans, and redact secrets.
 struct ParamValue {
   std::string type;  // "string", "int", "number", "bool", "enum", "secret"
-  std::string text;
+  std::string text;  // a secret's value only in memory: the store never holds it
+  // A secret's value sealed for the queue (SecretParamSealer, queue/queue.h) while its run
+  // waits and runs; the queue deletes it when the run ends. Never leaves the server.
+  std::string sealed;
   bool secret() const { return type == "secret"; }
   bool operator==(const ParamValue&) const = default;
 };
@@ -90,7 +93,7 @@ struct Run {
   RunStatus status = RunStatus::kPending;
   Trigger trigger = Trigger::kManual;
   std::string triggered_by;  // user, schedule id, rule id, "exec" ...
-  RunParams params;          // secret values are never stored: text is empty
+  RunParams params;          // secret values are never stored in clear: text is empty
   int priority = 0;
   int attempt = 0;  // number of the current/last attempt, 0 before the first
   int max_attempts = 1;

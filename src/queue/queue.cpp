@@ -59,7 +59,7 @@ bool ExitCodeNeverRetried(const RetryPolicy& policy, const std::optional<int>& e
                    *exit_code) != policy.no_retry_exit_codes.end();
 }
 
-Status ValidateRequest(const EnqueueRequest& r) {
+Status ValidateRequest(const EnqueueRequest& r, const SecretParamSealer* sealer) {
   if (r.runbook == nullptr) return Error(ErrorCode::kInvalidArgument, "no runbook to enqueue");
   if (r.priority < -kMaxPriority || r.priority > kMaxPriority) {
     return Error(ErrorCode::kInvalidArgument, "priority {} is out of range; use {}..{}", r.priority,
@@ -75,15 +75,25 @@ Status ValidateRequest(const EnqueueRequest& r) {
                  *r.max_attempts, kMaxAttempts);
   }
   for (const auto& [name, value] : r.params) {
-    if (value.secret() && !value.text.empty()) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "parameter \"{}\" of runbook {} is a secret: queued runs cannot carry "
-                   "secret values until the encrypted secret store exists; run it with "
-                   "`automan exec` instead",
-                   name, r.runbook->id);
+    if (value.secret() && !value.text.empty() && sealer == nullptr) {
+      return Error(ErrorCode::kFailedPrecondition,
+                   "parameter \"{}\" of runbook {} is a secret, and this process has no key "
+                   "to seal it with while the run is queued: enqueue it through the server "
+                   "(automan run --secret-param {}), or give automan enqueue the master key "
+                   "(--key-file)",
+                   name, r.runbook->id, name);
     }
   }
   return Status::Ok();
+}
+
+// A run that ended keeps no secret value: its sealed parameters are deleted with the
+// write that ends it (so a replay cannot reuse them either).
+void ForgetSecretValues(Run& run) {
+  for (auto& [name, value] : run.params) {
+    value.sealed.clear();
+    if (value.secret()) value.text.clear();
+  }
 }
 
 }  // namespace
@@ -93,7 +103,7 @@ Queue::Queue(Store& store, const Clock& clock, QueueOptions options)
 
 Result<Enqueued> Queue::EnqueueInTx(StoreTx& tx, const EnqueueRequest& r, Timestamp now,
                                     std::vector<std::string>* versions_put, bool* used_cache) {
-  AUTOMAN_RETURN_IF_ERROR(ValidateRequest(r));
+  AUTOMAN_RETURN_IF_ERROR(ValidateRequest(r, options_.sealer));
   const Runbook& rb = *r.runbook;
   if (r.idempotency_key) {
     AUTOMAN_RETURN_IF_ERROR(tx.LockKey("idempotency:" + *r.idempotency_key));
@@ -136,6 +146,11 @@ Result<Enqueued> Queue::EnqueueInTx(StoreTx& tx, const EnqueueRequest& r, Timest
   run.trigger = r.trigger;
   run.triggered_by = r.triggered_by;
   run.params = r.params;
+  for (auto& [name, value] : run.params) {
+    if (!value.secret()) continue;
+    if (!value.text.empty()) value.sealed = options_.sealer->Seal(value.text);
+    value.text.clear();
+  }
   run.priority = r.priority;
   run.attempt = 0;
   run.max_attempts = r.max_attempts.value_or(
@@ -351,6 +366,7 @@ Result<Run> Queue::Finish(const Run& claimed, const AttemptOutcome& outcome,
       }
       run.finished_at = now;
       run.lease_expires_at.reset();
+      ForgetSecretValues(run);
       AUTOMAN_RETURN_IF_ERROR(tx.ReleaseSlots(run));
       notify = !run.concurrency.empty();  // a slot came free
     }
@@ -378,6 +394,7 @@ Result<Run> Queue::CancelInTx(StoreTx& tx, std::string_view run_id) {
     run.status = RunStatus::kCancelled;
     run.finished_at = clock_.Now();
     run.error = "cancelled before it started";
+    ForgetSecretValues(run);
     AUTOMAN_RETURN_IF_ERROR(tx.UpdateRun(run));
   } else if (run.status == RunStatus::kRunning || run.status == RunStatus::kWaiting) {
     AUTOMAN_RETURN_IF_ERROR(tx.RequestCancel(run.id));
@@ -447,6 +464,7 @@ Result<int> Queue::Rescue(int limit) {
         run.finished_at = now;
         run.error = fmt::format("all {} attempts used; the last one: {}", run.max_attempts, reason);
       }
+      if (IsTerminal(run.status)) ForgetSecretValues(run);
       AUTOMAN_RETURN_IF_ERROR(tx.UpdateRunAdvancingFence(run, expected));
       ++moved;
       if (observer_) rescued.push_back(run);
@@ -487,8 +505,8 @@ Result<Run> Queue::Replay(std::string_view run_id, std::string_view triggered_by
   for (const auto& [name, value] : old.params) {
     if (value.secret()) {
       return Error(ErrorCode::kFailedPrecondition,
-                   "run {} had a secret parameter \"{}\" whose value was never stored; "
-                   "enqueue a new run with the value instead",
+                   "run {} had a secret parameter \"{}\", whose value was deleted when the "
+                   "run ended; enqueue a new run with the value instead",
                    old.id, name);
     }
   }

@@ -95,15 +95,29 @@
 
 namespace automan {
 
+// Seals the value of a secret run parameter while its queued run waits and runs, so the
+// store never holds it in clear (secrets/param_sealer.h: secretbox under a key derived
+// from the master key). The queue seals at enqueue and deletes the sealed value when the
+// run ends; the worker's EngineExecutor opens it for each attempt. Thread-safe.
+class SecretParamSealer {
+ public:
+  virtual ~SecretParamSealer() = default;
+  virtual std::string Seal(std::string_view value) const = 0;
+  // kDataLoss when `sealed` was not sealed under this key or was altered.
+  virtual Result<std::string> Open(std::string_view sealed) const = 0;
+};
+
 struct QueueOptions {
   std::chrono::milliseconds lease{30'000};
   std::chrono::milliseconds idempotency_window{24 * 3600 * 1000};
   int min_attempts = 3;
+  // Null: runs with a secret parameter value are refused (kFailedPrecondition).
+  const SecretParamSealer* sealer = nullptr;
 };
 
 struct EnqueueRequest {
   const Runbook* runbook = nullptr;  // required; its version is stored with the run
-  RunParams params;                  // bound (BindParams); secrets are refused for now
+  RunParams params;                  // bound (BindParams); secret values are sealed
   Trigger trigger = Trigger::kManual;
   std::string triggered_by;
   int priority = 0;  // -1000..1000

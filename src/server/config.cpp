@@ -106,6 +106,8 @@ const std::vector<Row>& Rows() {
       Choice("access_log", &C::access_log, "on|off", "JSON access log lines on stderr"),
       Str("key_file", &C::key_file,
           "master key file (created 0600 on first start); empty: DATA/master.key"),
+      Str("roles_file", &C::roles_file,
+          "YAML file of custom roles (docs/security.md#custom-roles); empty: built-ins only"),
       Str("trusted_proxies", &C::trusted_proxies,
           "comma-separated addresses of reverse proxies whose X-Forwarded-For is believed"),
       Str("allowed_origins", &C::allowed_origins,

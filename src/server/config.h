@@ -47,6 +47,7 @@ struct ServerConfig {
   std::string access_log = "on";   // on|off: JSON access log lines on stderr
   // Security (docs/security.md).
   std::string key_file;                  // empty: <data>/master.key
+  std::string roles_file;                // custom roles (auth/roles_file.h); empty: none
   std::string trusted_proxies;           // comma-separated peer addresses whose XFF is believed
   std::string allowed_origins;           // comma-separated extra Origins for browser sessions
   int api_rate_limit = 500;              // requests/s per user or token (burst 10x); 0: off

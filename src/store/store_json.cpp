@@ -57,6 +57,7 @@ std::string EncodeRunParams(const RunParams& params) {
     json::object entry;
     entry.emplace("type", Sv(value.type));
     entry.emplace("text", value.secret() ? json::string_view() : Sv(value.text));
+    if (value.secret() && !value.sealed.empty()) entry.emplace("sealed", Sv(value.sealed));
     obj.emplace(Sv(name), std::move(entry));
   }
   return json::serialize(obj);
@@ -70,9 +71,11 @@ Result<RunParams> DecodeRunParams(std::string_view text) {
     const json::object* entry = kv.value().if_object();
     const json::string* type = nullptr;
     const json::string* value = nullptr;
+    const json::string* sealed = nullptr;
     if (entry != nullptr) {
       if (const json::value* t = entry->if_contains("type")) type = t->if_string();
       if (const json::value* v = entry->if_contains("text")) value = v->if_string();
+      if (const json::value* v = entry->if_contains("sealed")) sealed = v->if_string();
     }
     if (type == nullptr || value == nullptr) {
       return Error(ErrorCode::kDataLoss,
@@ -80,7 +83,8 @@ Result<RunParams> DecodeRunParams(std::string_view text) {
                    "\"text\"",
                    name);
     }
-    out.emplace(std::move(name), ParamValue{Str(*type), Str(*value)});
+    out.emplace(std::move(name),
+                ParamValue{Str(*type), Str(*value), sealed ? Str(*sealed) : std::string()});
   }
   return out;
 }

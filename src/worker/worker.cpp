@@ -292,6 +292,30 @@ EngineExecutor::EngineExecutor(Engine& engine, RunObserver* observer)
 
 EngineExecutor::~EngineExecutor() = default;
 
+::automan::Result<RunParams> EngineExecutor::OpenSecretParams(const Run& run) const {
+  RunParams params = run.params;
+  for (auto& [name, value] : params) {
+    if (!value.secret() || value.sealed.empty()) continue;
+    const SecretParamSealer* sealer = engine_.queue().options().sealer;
+    if (sealer == nullptr) {
+      return Error(ErrorCode::kFailedPrecondition,
+                   "secret parameter \"{}\": this worker has no key to open it (start it "
+                   "with the server's master key: --key-file)",
+                   name);
+    }
+    auto opened = sealer->Open(value.sealed);
+    if (!opened.ok()) {
+      return Error(ErrorCode::kDataLoss,
+                   "secret parameter \"{}\" does not open with this worker's key (another "
+                   "key file, or an altered row)",
+                   name);
+    }
+    value.text = std::move(opened).value();
+    value.sealed.clear();
+  }
+  return params;
+}
+
 RunExecutor::Result EngineExecutor::Execute(Run& run, const CancelSignal& cancel) {
   Result result;
   std::shared_ptr<const Runbook> rb;
@@ -321,7 +345,13 @@ RunExecutor::Result EngineExecutor::Execute(Run& run, const CancelSignal& cancel
     cache_->by_version[run.runbook_version] = rb;
   }
   result.policy = rb->retries;
-  auto outcome = engine_.ExecuteAttempt(*rb, run, run.params, cancel, observer_);
+  auto params = OpenSecretParams(run);
+  if (!params.ok()) {
+    result.outcome.status = RunStatus::kFailed;
+    result.outcome.error = params.status().message();
+    return result;
+  }
+  auto outcome = engine_.ExecuteAttempt(*rb, run, *params, cancel, observer_);
   if (!outcome.ok()) {
     result.status = outcome.status();
     return result;

@@ -101,6 +101,10 @@ class EngineExecutor final : public RunExecutor {
   Result Execute(Run& run, const CancelSignal& cancel) override;
 
  private:
+  // The run's params with secret values opened (the queue's sealer); the values live
+  // only in this copy, for the attempt.
+  ::automan::Result<RunParams> OpenSecretParams(const Run& run) const;
+
   struct Cache;
   Engine& engine_;
   RunObserver* observer_;

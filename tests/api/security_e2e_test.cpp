@@ -107,6 +107,119 @@ TEST_F(SecurityE2eTest, TheCliReadsSecretValuesFromStandardInputOnly) {
   EXPECT_EQ(S(done, "status"), "SUCCESS");
 }
 
+// A runbook with a secret parameter that its step checks (by its SHA-256: the value itself
+// must appear nowhere in the store) and tries to print.
+inline const char* kSecretParamYaml = R"YAML(id: deploy-key
+name: Uses a secret parameter
+description: Checks and prints its secret parameter.
+category: testing
+params:
+  api_key: {type: secret, required: true}
+steps:
+  - id: use
+    shell: |
+      H=$(printf %s "$AUTOMAN_PARAM_API_KEY" | sha256sum | cut -c1-16)
+      [ "$H" = afdab1cb642f1b02 ] && echo "param has the value"
+      echo "leak: $AUTOMAN_PARAM_API_KEY"
+)YAML";
+
+// Bytes of the store's files (the database, its WAL) as one string.
+std::string StoreBytes(const std::string& data) {
+  std::string all;
+  for (const char* f : {"/automan.db", "/automan.db-wal"}) {
+    if (std::filesystem::exists(data + f)) all += ReadFile(data + f);
+  }
+  return all;
+}
+
+// A queued run's secret parameter reaches its step, sealed in the store meanwhile: never in
+// clear in the database file, never in an answer, never in the logs.
+TEST_F(SecurityE2eTest, QueuedSecretParamsReachTheStepAndAreNeverStoredInClear) {
+  WriteFile(RunbookDir() + "/deploy-key.yaml", kSecretParamYaml);
+  StartServer();
+  json::object run = CreateRun("deploy-key", json::object{{"api_key", "k3y-V4lue-9f8e7d"}});
+  EXPECT_THAT(json::serialize(run), Not(HasSubstr("k3y-V4lue")));
+  json::object done = WaitRun(S(run, "id"));
+  ASSERT_EQ(S(done, "status"), "SUCCESS") << json::serialize(done);
+  HttpResult r = http().Get("/api/v1/runs/" + S(run, "id"));
+  EXPECT_THAT(r.body, HasSubstr("***"));
+  EXPECT_THAT(r.body, Not(HasSubstr("k3y-V4lue")));
+  r = http().Get("/api/v1/runs/" + S(run, "id") + "/logs?limit=1000");
+  EXPECT_THAT(r.body, HasSubstr("param has the value"));
+  EXPECT_THAT(r.body, Not(HasSubstr("k3y-V4lue")));
+
+  // The CLI: --secret-param reads standard input; --param refuses a secret.
+  const std::string url = "http://127.0.0.1:" + std::to_string(port());
+  const std::string cli = "env -u AUTOMAN_SERVER HOME=" + dir_.path() +
+                          " AUTOMAN_TOKEN=" + server_->token() + " " + AutomanBinary() +
+                          " run deploy-key --server " + url;
+  CommandResult refused = RunCommand(cli + " -p api_key=k3y-V4lue-9f8e7d 2>&1");
+  EXPECT_EQ(refused.exit_code, 2) << refused.out;
+  EXPECT_THAT(refused.out, HasSubstr("--secret-param api_key"));
+  WriteFile(dir_.File("key"), "k3y-V4lue-9f8e7d\n");
+  CommandResult ran =
+      RunCommand(cli + " --follow --secret-param api_key < " + dir_.File("key") + " 2>&1");
+  EXPECT_EQ(ran.exit_code, 0) << ran.out;
+  EXPECT_THAT(ran.out, HasSubstr("param has the value"));
+  EXPECT_THAT(ran.out, Not(HasSubstr("k3y-V4lue")));
+
+  // A run that waits (not due for years) holds the value sealed only.
+  json::object later = CreateRun("deploy-key", json::object{{"api_key", "k3y-V4lue-9f8e7d"}},
+                                 json::object{{"not_before", "2099-01-01T00:00:00Z"}});
+  EXPECT_EQ(S(later, "status"), "PENDING") << json::serialize(later);
+  StopServer();
+  const std::string bytes = StoreBytes(Data());
+  ASSERT_FALSE(bytes.empty());
+  const size_t at = bytes.find("k3y-V4lue");
+  EXPECT_EQ(at, std::string::npos)
+      << "the value is in the store in clear: "
+      << (at == std::string::npos ? "" : bytes.substr(at < 200 ? 0 : at - 200, 300));
+}
+
+// Custom roles from the roles file: listed, assignable, and enforced like built-in ones
+// (categories included); a bad file stops the server with where and why.
+TEST_F(SecurityE2eTest, CustomRolesFromTheRolesFileAreEnforced) {
+  WriteFile(dir_.File("bad-roles.yaml"), "roles:\n  x: {permissions: [runs.fly]}\n");
+  ServerProcess bad(Data(), {"--roles-file", dir_.File("bad-roles.yaml")}, dir_.File("bad.log"),
+                    seconds(20));
+  EXPECT_FALSE(bad.started());
+  EXPECT_THAT(bad.Log(), HasSubstr("bad-roles.yaml:2:3"));
+  EXPECT_THAT(bad.Log(), HasSubstr("runs.fly"));
+
+  WriteFile(dir_.File("roles.yaml"), R"(roles:
+  diag:
+    description: Runs diagnostics only
+    permissions: [runbooks.read, runs.read, runs.execute]
+    categories: [testing]
+)");
+  StartServer({"--roles-file", dir_.File("roles.yaml")});
+  HttpResult roles = http().Get("/api/v1/roles");
+  ASSERT_EQ(roles.status, 200);
+  EXPECT_THAT(roles.body, HasSubstr("Runs diagnostics only"));
+  ASSERT_EQ(
+      http()
+          .Post(
+              "/api/v1/users",
+              R"({"username":"dora","password":"dora-password","role":"diag","must_change_password":false})")
+          .status,
+      201);
+  HttpResult login = http().Post("/api/v1/auth/login",
+                                 R"({"username":"dora","password":"dora-password","token":true})",
+                                 {{"Authorization", ""}});
+  ASSERT_EQ(login.status, 200) << login.Describe();
+  const Headers as_dora = {{"Authorization", "Bearer " + S(JsonObject(login), "token")}};
+  // runs.execute within its category (the fixture's runbooks are `testing`)...
+  HttpResult mine = http().Post("/api/v1/runs", R"({"runbook":"lines","params":{"n":1}})", as_dora);
+  EXPECT_EQ(mine.status, 201) << mine.Describe();
+  // ...but not outside it, nor anything its permissions do not name.
+  HttpResult other =
+      http().Post("/api/v1/runs", R"({"runbook":"form","params":{"service":"web"}})", as_dora);
+  EXPECT_EQ(other.status, 403) << other.Describe();
+  EXPECT_THAT(other.body, HasSubstr("testing"));
+  EXPECT_EQ(http().Get("/api/v1/audit", as_dora).status, 403);
+  EXPECT_EQ(http().Get("/api/v1/users", as_dora).status, 403);
+}
+
 TEST_F(SecurityE2eTest, StreamTicketsOpenAStreamOnceAndRevocationEndsIt) {
   StartServer();
   const std::string gate = dir_.File("gate");

@@ -24,19 +24,22 @@ Result<std::unique_ptr<InProcessApi>> InProcessApi::Create(const Options& option
       options.store_url.empty() ? "sqlite:" + options.data_dir + "/automan.db" : options.store_url;
   so.durability = Durability::kFast;  // tests: a power loss is not part of the contract
   AUTOMAN_ASSIGN_OR_RETURN(api->store_, Store::Open(so));
-  api->queue_ = std::make_unique<Queue>(*api->store_, api->clock_);
   api::RunbookCatalog::Options co;
   co.builtins = api::BuiltinRunbooks();
   co.directory = options.runbooks_dir;
   co.api_dir = options.data_dir + "/api-runbooks";
   AUTOMAN_ASSIGN_OR_RETURN(api->catalog_, api::RunbookCatalog::Open(std::move(co)));
-  api->queue_->SetObserver([hub = &api->hub_](const Run& run) { hub->PublishRun(run); });
   // Security as the server sets it up, with a random master key and the cheapest password
   // cost OWASP allows (tests hash many passwords).
   auth::Key master{};
   const std::string random = auth::RandomBytes(master.size());
   std::copy(random.begin(), random.end(), master.begin());
   const auth::Keys keys = auth::DeriveKeys(master);
+  api->sealer_ = std::make_unique<secrets::KeySealer>(keys.params);
+  QueueOptions qo;
+  qo.sealer = api->sealer_.get();
+  api->queue_ = std::make_unique<Queue>(*api->store_, api->clock_, qo);
+  api->queue_->SetObserver([hub = &api->hub_](const Run& run) { hub->PublishRun(run); });
   auth::AuthOptions ao;
   ao.password_cost = auth::kOwaspMinimumCost;
   api->audit_ =

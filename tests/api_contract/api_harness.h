@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
+#include "secrets/param_sealer.h"
 #include "secrets/secret_store.h"
 #include "store/store.h"
 
@@ -86,6 +87,7 @@ class InProcessApi {
 
   SimulatedClock clock_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<secrets::KeySealer> sealer_;
   std::unique_ptr<Queue> queue_;
   std::unique_ptr<api::RunbookCatalog> catalog_;
   api::EventHub hub_;

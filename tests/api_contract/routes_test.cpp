@@ -1230,11 +1230,13 @@ TEST_F(ApiTest, ParamsSchemaOfTheExampleRunbookTypesEveryParam) {
     EXPECT_EQ(r2.status, 400) << bad << ": " << r2.body;
     EXPECT_EQ(ErrorCodeOf(r2), "invalid_argument") << bad;
   }
-  // A secret cannot ride a queued run (no secret store yet), and says so.
-  api::HttpResponse secret = api->Call(
-      "POST", "/api/v1/runs", R"({"runbook":"params-demo","params":{"service":"w","token":"s3"}})");
-  EXPECT_EQ(secret.status, 400) << secret.body;
-  EXPECT_THAT(Message(secret), HasSubstr("\"token\""));
+  // A secret rides the queued run sealed, and never comes back.
+  api::HttpResponse secret =
+      api->Call("POST", "/api/v1/runs",
+                R"({"runbook":"params-demo","params":{"service":"w","token":"s3cr3t-v"}})");
+  EXPECT_EQ(secret.status, 201) << secret.body;
+  EXPECT_EQ(json::parse(secret.body).at("params").at("token"), json::value("***"));
+  EXPECT_EQ(secret.body.find("s3cr3t-v"), std::string::npos);
 }
 
 // ---------------------------------------------------------------- /metrics

@@ -21,6 +21,7 @@
 #include "auth/keys.h"
 #include "auth/rate_limiter.h"
 #include "auth/rbac.h"
+#include "auth/roles_file.h"
 #include "auth/tickets.h"
 #include "common/clock.h"
 #include "store/store.h"
@@ -272,6 +273,7 @@ void ExpectSameKeys(const Keys& a, const Keys& b) {
   EXPECT_EQ(a.secrets, b.secrets);
   EXPECT_EQ(a.audit, b.audit);
   EXPECT_EQ(a.csrf, b.csrf);
+  EXPECT_EQ(a.params, b.params);
 }
 
 TEST(AuthKeysTest, CreatesFile0600InNewDirectory) {
@@ -372,7 +374,7 @@ TEST(AuthKeysTest, GarbageContentIsDataLoss) {
 TEST(AuthKeysTest, DerivedKeysDifferFromEachOtherAndTheMaster) {
   const Key master = KeyOf(9);
   const Keys k = DeriveKeys(master);
-  const std::vector<Key> all = {master, k.tickets, k.secrets, k.audit, k.csrf};
+  const std::vector<Key> all = {master, k.tickets, k.secrets, k.audit, k.csrf, k.params};
   for (size_t i = 0; i < all.size(); ++i) {
     for (size_t j = i + 1; j < all.size(); ++j) EXPECT_NE(all[i], all[j]) << i << " " << j;
   }
@@ -401,6 +403,61 @@ TEST(AuthRbacTest, PermissionNamesRoundTrip) {
   for (std::string_view bad : {"", "runs", "runs.", "RUNS.EXECUTE", "runs.execute ", "unknown"}) {
     EXPECT_FALSE(ParsePermission(bad).has_value()) << bad;
   }
+}
+
+TEST(AuthRolesFileTest, AddsTheRolesOfAWellFormedFile) {
+  RoleSet roles;
+  Status s = LoadRolesText(R"(roles:
+  deployer:
+    description: Starts and cancels deploys
+    permissions: [runbooks.read, runs.read, runs.execute, runs.cancel]
+    categories: [deploy]
+  auditor:
+    permissions: [audit.read, runs.read]
+)",
+                           "roles.yaml", roles);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  const Role* d = roles.Find("deployer");
+  ASSERT_NE(d, nullptr);
+  EXPECT_FALSE(d->builtin);
+  EXPECT_EQ(d->description, "Starts and cancels deploys");
+  EXPECT_EQ(d->permissions.Names(), (std::vector<std::string>{"runbooks.read", "runs.read",
+                                                              "runs.execute", "runs.cancel"}));
+  EXPECT_EQ(d->categories, (std::vector<std::string>{"deploy"}));
+  ASSERT_NE(roles.Find("auditor"), nullptr);
+  EXPECT_TRUE(roles.Find("auditor")->categories.empty());
+  EXPECT_NE(roles.Find("admin"), nullptr);  // the built-ins stay
+  EXPECT_EQ(roles.All().size(), 6u);
+}
+
+TEST(AuthRolesFileTest, RefusesBadFilesWithWhereAndWhyAndAddsNothing) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"roles: [a, b]\n", "roles.yaml:1:8: `roles` must map"},
+      {"rolez: {}\n", "roles.yaml:1:1: unknown key \"rolez\""},
+      {"- just a list\n", "a roles file is a mapping"},
+      {"roles:\n  ok: {permissions: [runs.read]}\n  bad: {permissions: [runs.fly]}\n",
+       "roles.yaml:3:3: role \"bad\": unknown permission \"runs.fly\""},
+      {"roles:\n  admin: {permissions: [runs.read]}\n", "built in"},
+      {"roles:\n  Bad Name: {permissions: [runs.read]}\n", "role name \"Bad Name\""},
+      {"roles:\n  x: {description: no permissions}\n", "role \"x\" has no `permissions`"},
+      {"roles:\n  x: {permissions: runs.read}\n", "permissions must be a list"},
+      {"roles:\n  x: {permissions: [runs.read], colour: red}\n", "unknown key \"colour\""},
+      {"roles:\n  x: {permissions: [runs.read]}\n  x: {permissions: [audit.read]}\n",
+       "roles.yaml:3:3: \"x\" is given twice"},
+      {"roles:\n  x: {permissions: [runs.read\n", "roles.yaml:"},
+      {std::string(1 << 20, ' ') + "x", "over the 1 MiB limit"},
+      {std::string("roles: {x: {permissions: [\"a") + '\0' + "b\"]}}\n", "roles.yaml:"},
+  };
+  for (const auto& [text, want] : cases) {
+    RoleSet roles;
+    Status s = LoadRolesText(text, "roles.yaml", roles);
+    ASSERT_FALSE(s.ok()) << text;
+    EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << text;
+    EXPECT_NE(s.message().find(want), std::string::npos) << s.message() << "\nwant: " << want;
+    EXPECT_EQ(roles.All().size(), 4u) << "a role was added from a refused file: " << text;
+  }
+  RoleSet roles;
+  EXPECT_EQ(LoadRolesFile("/nonexistent/roles.yaml", roles).code(), ErrorCode::kNotFound);
 }
 
 TEST(AuthRbacTest, PermissionSetOperations) {

@@ -148,7 +148,13 @@ steps:
   - id: s
     shell: touch should-not-exist
 )");
-  auto r = RunCommand(Cmd("exec --dry-run " + file + " -p token=abcdef"));
+  // A secret never comes from the command line: -p refuses it, --secret-param reads stdin.
+  auto refused = RunCommand(Cmd("exec --dry-run " + file + " -p token=abcdef 2>&1"));
+  EXPECT_EQ(refused.exit_code, 2) << refused.out;
+  EXPECT_THAT(refused.out, HasSubstr("--secret-param token"));
+  testing::WriteFile(dir_.File("token"), "abcdef\n");
+  auto r =
+      RunCommand(Cmd("exec --dry-run " + file + " --secret-param token < " + dir_.File("token")));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("touch should-not-exist"));
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("abcdef")));
@@ -179,7 +185,9 @@ steps:
     outputs: [x]
     shell: echo "x=1" >> "$AUTOMAN_OUTPUT"; echo log line
 )");
-  auto r = RunCommand(Cmd("exec --json " + file + " -p token=s3cr3t-value 2>/dev/null"));
+  testing::WriteFile(dir_.File("token"), "s3cr3t-value\n");
+  auto r = RunCommand(Cmd("exec --json " + file + " --secret-param token < " + dir_.File("token") +
+                          " 2>/dev/null"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   auto v = boost::json::parse(r.out);
   const auto& o = v.as_object();

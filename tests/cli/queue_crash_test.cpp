@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -679,6 +680,55 @@ TEST_F(QueueCrashTest, AlwaysFailingRunGoesDeadAndIsReplayed) {
   EXPECT_EQ(StatusOf(replayed), RunStatus::kDead);
   EXPECT_EQ(EffectCount(replayed, 1), 1);
   EXPECT_EQ(StatusOf(id), RunStatus::kDead);  // the dead run stays as it was
+  w->Signal(SIGTERM);
+  EXPECT_EQ(w->WaitExit(seconds(20)), 0) << w->Log();
+}
+
+// Secret parameters with `automan enqueue` and `automan worker` on the store directly: both
+// need the server's master key file; the worker opens the sealed value for the step.
+TEST_F(QueueCrashTest, WorkerOpensSecretParamsWithTheMasterKeyFile) {
+  const std::string rb =
+      WriteRunbook("keyed",
+                   "H=$(printf %s \"$AUTOMAN_PARAM_API_KEY\" | sha256sum | cut -c1-16)\n"
+                   "[ \"$H\" = afdab1cb642f1b02 ] || { echo \"wrong value\" >&2; exit 3; }",
+                   "params:\n  api_key: {type: secret, required: true}\n");
+  WriteFile(dir_.File("key"), "k3y-V4lue-9f8e7d\n");
+  // Without a key file: refused, saying how to give one; the value is not echoed.
+  auto refused =
+      Automan("enqueue '" + rb + "' --secret-param api_key < '" + dir_.File("key") + "' 2>&1");
+  EXPECT_NE(refused.exit_code, 0) << refused.out;
+  EXPECT_THAT(refused.out, HasSubstr("--key-file"));
+  EXPECT_THAT(refused.out, Not(HasSubstr("k3y-V4lue")));
+  // On the command line: refused before anything is read.
+  auto inline_value = Automan("enqueue '" + rb + "' -p api_key=k3y-V4lue-9f8e7d 2>&1");
+  EXPECT_EQ(inline_value.exit_code, 2) << inline_value.out;
+  EXPECT_THAT(inline_value.out, HasSubstr("--secret-param api_key"));
+
+  // The server's key file (its format: auth/keys.cpp), given to both.
+  const std::string key_file = dir_.File("master.key");
+  WriteFile(key_file, "automan-master-key-v1\n" + std::string(43, 'k') + "\n");
+  ASSERT_EQ(::chmod(key_file.c_str(), 0600), 0);
+  const std::string id = Enqueue(
+      rb, "--key-file '" + key_file + "' --secret-param api_key < '" + dir_.File("key") + "'");
+  EXPECT_EQ(ReadFile(Data() + "/automan.db").find("k3y-V4lue"), std::string::npos);
+  EXPECT_FALSE(GetRun(id).params.at("api_key").sealed.empty());
+
+  // A worker without the key fails the run and names the parameter...
+  auto blind = StartWorker("blind");
+  ASSERT_TRUE(WaitFor([&] { return IsTerminal(StatusOf(id)); }, seconds(30))) << blind->Log();
+  EXPECT_THAT(GetRun(id).error, HasSubstr("api_key"));
+  EXPECT_THAT(blind->Log(), HasSubstr("no master key file"));
+  blind->Signal(SIGTERM);
+  EXPECT_EQ(blind->WaitExit(seconds(20)), 0) << blind->Log();
+  EXPECT_EQ(GetRun(id).params.at("api_key").sealed, "") << "an ended run keeps no sealed value";
+
+  // ...one with it runs the step with the value.
+  const std::string ok = Enqueue(
+      rb, "--key-file '" + key_file + "' --secret-param api_key < '" + dir_.File("key") + "'");
+  auto w = StartWorker("keyed", {"--key-file", key_file});
+  ASSERT_TRUE(WaitFor([&] { return IsTerminal(StatusOf(ok)); }, seconds(30))) << w->Log();
+  EXPECT_EQ(StatusOf(ok), RunStatus::kSuccess) << GetRun(ok).error;
+  EXPECT_EQ(GetRun(ok).params.at("api_key").sealed, "");
   w->Signal(SIGTERM);
   EXPECT_EQ(w->WaitExit(seconds(20)), 0) << w->Log();
 }

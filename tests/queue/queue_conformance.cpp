@@ -8,7 +8,9 @@
 #include <map>
 #include <set>
 
+#include "auth/crypto.h"
 #include "common/ids.h"
+#include "secrets/param_sealer.h"
 
 namespace automan::testing {
 
@@ -257,7 +259,9 @@ TEST_P(QueueConformanceTest, EnqueueRefusesBadFieldsAndStoresNothing) {
   expect_invalid(attempts, "max attempts");
   EnqueueRequest secret = Req(plain_);
   secret.params = {{"token", {"secret", "hunter2"}}};
-  expect_invalid(secret, "secret");
+  auto unsealed = queue_->Enqueue(secret);  // this queue has no sealer
+  ASSERT_FALSE(unsealed.ok());
+  ExpectError(unsealed.status(), ErrorCode::kFailedPrecondition, {"token", "secret", "key"});
   EXPECT_EQ(Total(Counts()), 0);
   // The limits themselves are fine.
   Enq(Req(plain_, 1000));
@@ -552,6 +556,84 @@ TEST_P(QueueConformanceTest, HeartbeatReportsLostLeasesAndCancelRequests) {
   EXPECT_THAT(beat->lost, UnorderedElementsAre(gone.run_id, a.id));  // a's stale ref
   // The valid leases were renewed in the same call.
   EXPECT_EQ(MustGet(a.id).lease_expires_at, clock_.Now() + seconds(30));
+}
+
+// ---------------------------------------------------------------------------------------
+// Secret parameters
+
+// A secret's value is in the store only sealed, only while its run can still execute.
+TEST_P(QueueConformanceTest, SecretParamsAreSealedWhileQueuedAndDeletedWhenTheRunEnds) {
+  auth::Key key{};
+  key.fill('p');
+  secrets::KeySealer sealer(key);
+  QueueOptions o = DefaultOptions();
+  o.sealer = &sealer;
+  Reopen(o);
+  auto sealed_of = [&](const std::string& id) { return MustGet(id).params.at("token").sealed; };
+  EnqueueRequest r = Req(retrying_);
+  r.params = {{"token", {"secret", "hunter2-value"}}, {"user", {"string", "ops"}}};
+
+  // Queued: sealed, never in clear; it opens to the value.
+  Run run = Enq(r);
+  Run stored = MustGet(run.id);
+  EXPECT_EQ(stored.params.at("token").text, "");
+  EXPECT_EQ(stored.params.at("user"), (ParamValue{"string", "ops"}));
+  const std::string sealed = stored.params.at("token").sealed;
+  ASSERT_FALSE(sealed.empty());
+  EXPECT_EQ(sealed.find("hunter2"), std::string::npos);
+  auto opened = sealer.Open(sealed);
+  ASSERT_OK(opened);
+  EXPECT_EQ(*opened, "hunter2-value");
+
+  // A failed attempt sent back for a retry keeps it; the last attempt's end deletes it.
+  Run claimed = ClaimOne(run.id);
+  EXPECT_EQ(claimed.params.at("token").sealed, sealed);
+  ASSERT_OK(queue_->Finish(claimed, Outcome(RunStatus::kFailed, "x", 1), retrying_.retries));
+  EXPECT_EQ(sealed_of(run.id), sealed);
+  clock_.Advance(seconds(10));
+  claimed = ClaimOne(run.id);
+  auto done = queue_->Finish(claimed, Outcome(RunStatus::kSuccess), retrying_.retries);
+  ASSERT_OK(done);
+  EXPECT_EQ(done->params.at("token").sealed, "");
+  EXPECT_EQ(sealed_of(run.id), "");
+  EXPECT_EQ(MustGet(run.id).params.at("user"), (ParamValue{"string", "ops"}));
+
+  // ...and so a replay cannot carry it: it says why.
+  auto replay = queue_->Replay(run.id, "bob");
+  ASSERT_FALSE(replay.ok());
+  ExpectError(replay.status(), ErrorCode::kFailedPrecondition, {"token", "deleted"});
+
+  // Cancelled before it started, or dead after its lease ran out: deleted as well.
+  Run pending = Enq(r);
+  ASSERT_FALSE(sealed_of(pending.id).empty());
+  ASSERT_OK(queue_->Cancel(pending.id));
+  EXPECT_EQ(sealed_of(pending.id), "");
+  EnqueueRequest once = r;
+  once.max_attempts = 1;
+  Run lost = ClaimOne(Enq(once).id);
+  clock_.Advance(o.lease + seconds(1));
+  ASSERT_OK(queue_->Rescue());
+  EXPECT_EQ(MustGet(lost.id).status, RunStatus::kDead);
+  EXPECT_EQ(sealed_of(lost.id), "");
+}
+
+// A value sealed under another key, or altered, does not open.
+TEST_P(QueueConformanceTest, SealedParamsOpenOnlyUnderTheirKeyAndUnaltered) {
+  auth::Key a{}, b{};
+  a.fill('a');
+  b.fill('b');
+  secrets::KeySealer sa(a), sb(b);
+  const std::string sealed = sa.Seal("value-1");
+  EXPECT_NE(sa.Seal("value-1"), sealed);  // a fresh nonce every time
+  ASSERT_OK(sa.Open(sealed));
+  auto other = sb.Open(sealed);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), ErrorCode::kDataLoss);
+  std::string altered = sealed;
+  altered[altered.size() / 2] = altered[altered.size() / 2] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(sa.Open(altered).ok());
+  EXPECT_FALSE(sa.Open("not base64 !").ok());
+  EXPECT_FALSE(sa.Open("").ok());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -469,8 +469,8 @@ TEST_F(ServerConfigTest, KeysTableMatchesTheDocumentedFlagsAndVariables) {
                           "--metrics-public", "--workers", "--no-scheduler", "--lease", "--grace",
                           "--max-body-bytes", "--request-timeout", "--max-streams",
                           "--max-streams-per-subject", "--log-level", "--access-log", "--key-file",
-                          "--trusted-proxies", "--allowed-origins", "--api-rate-limit",
-                          "--session-idle", "--session-lifetime"));
+                          "--roles-file", "--trusted-proxies", "--allowed-origins",
+                          "--api-rate-limit", "--session-idle", "--session-lifetime"));
   EXPECT_EQ(envs.front(), "AUTOMAN_LISTEN");
   EXPECT_EQ(envs.at(4), "AUTOMAN_TLS_CERT");
   const auto& lease = ServerConfigKeys().at(9);

@@ -162,6 +162,25 @@ TEST_P(StoreConformanceTest, SecretParamsAreNeverStored) {
   EXPECT_EQ(listed->front().status, RunStatus::kSuccess);
 }
 
+// A queued run's secret travels sealed (SecretParamSealer); the store keeps the sealed form
+// as given, never the text, and forgets it when an update no longer carries it.
+TEST_P(StoreConformanceTest, SealedSecretParamsRoundTripAndCanBeForgotten) {
+  RunbookVersion v = SampleVersion();
+  Run r = SampleRun(v);
+  r.params = {{"token", {"secret", "clear-text-never-stored", "c2VhbGVk"}}};
+  ASSERT_OK(Seed(v, r));
+  auto got = GetRun(r.id);
+  ASSERT_OK(got);
+  EXPECT_EQ(got->params.at("token"), (ParamValue{"secret", "", "c2VhbGVk"}));
+
+  r.params["token"].sealed.clear();
+  r.status = RunStatus::kSuccess;
+  ASSERT_OK(Write([&](StoreTx& tx) { return tx.UpdateRun(r); }));
+  got = GetRun(r.id);
+  ASSERT_OK(got);
+  EXPECT_EQ(got->params.at("token"), (ParamValue{"secret", ""}));
+}
+
 TEST_P(StoreConformanceTest, InsertDuplicateRunIsAlreadyExists) {
   RunbookVersion v = SampleVersion();
   Run r = SampleRun(v);
