@@ -128,29 +128,34 @@ static_assert(kPublic == auth::kPublicRoute && kAuthenticated == auth::kAuthenti
 std::optional<HttpResponse> Authorize(ApiContext& ctx, HttpRequest& req, const Route& route) {
   req.client = ClientAddress(ctx.security.options, req);
   // Credentials in a URL end up in proxy logs, browser history and Referer headers.
-  for (const char* key : {"access_token", "token", "api_key", "bearer", "session"}) {
-    if (req.Query(key) != nullptr) {
-      return Unauthorized(
-          "credentials are not accepted in the query string; send Authorization: Bearer");
+  const std::string* ticket = nullptr;
+  if (!req.query.empty()) {
+    for (const char* key : {"access_token", "token", "api_key", "bearer", "session"}) {
+      if (req.Query(key) != nullptr) {
+        return Unauthorized(
+            "credentials are not accepted in the query string; send Authorization: Bearer");
+      }
     }
+    ticket = req.Query("ticket");
   }
-  const std::string* ticket = req.Query("ticket");
   if (ticket != nullptr && !route.stream) {
     return Unauthorized("only stream routes accept ?ticket=");
   }
   if (route.permission == auth::kPublicRoute) return std::nullopt;
 
   auth::AuthService& auth = ctx.security.auth;
-  std::string secret;
+  std::string_view secret;  // into the request's headers
+  std::string cookie_value;
   bool cookie = false;
   if (const std::string* h = req.Header("authorization")) {
     std::string_view v = Trim(*h);
     if (v.size() < 7 || !IEquals(v.substr(0, 7), "Bearer ")) {
       return Unauthorized("Authorization must be \"Bearer TOKEN\"");
     }
-    secret = std::string(Trim(v.substr(7)));
+    secret = Trim(v.substr(7));
   } else if (const std::string* c = req.Header("cookie")) {
-    secret = auth::CookieValue(*c, kSessionCookie);
+    cookie_value = auth::CookieValue(*c, kSessionCookie);
+    secret = cookie_value;
     cookie = !secret.empty();
   }
   if (secret.empty() && ticket == nullptr) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <thread>
 
 #include "common/ids.h"
 
@@ -47,8 +48,36 @@ Status AuthService::CheckPassword(std::string_view password) {
   return Status::Ok();
 }
 
-Result<std::string> AuthService::Hash(std::string_view password) const {
+AuthService::HashSlot::HashSlot(AuthService& a) : a_(a) {
+  const int limit = a.options_.max_concurrent_hashes > 0
+                        ? a.options_.max_concurrent_hashes
+                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  std::unique_lock lock(a.hash_mu_);
+  a.hash_cv_.wait(lock, [&] { return a.hashes_in_flight_ < limit; });
+  a.hashes_in_flight_peak_ = std::max(a.hashes_in_flight_peak_, ++a.hashes_in_flight_);
+}
+
+AuthService::HashSlot::~HashSlot() {
+  {
+    std::lock_guard lock(a_.hash_mu_);
+    --a_.hashes_in_flight_;
+  }
+  a_.hash_cv_.notify_one();
+}
+
+Result<std::string> AuthService::Hash(std::string_view password) {
+  HashSlot slot(*this);
   return HashPassword(password, options_.password_cost);
+}
+
+bool AuthService::Verify(const std::string& phc, std::string_view password) {
+  HashSlot slot(*this);
+  return VerifyPassword(phc, password);
+}
+
+int AuthService::HashesInFlightPeak() {
+  std::lock_guard lock(hash_mu_);
+  return hashes_in_flight_peak_;
 }
 
 const std::string& AuthService::DummyHash() {
@@ -128,8 +157,8 @@ Result<LoginResult> AuthService::Login(std::string_view username, std::string_vi
     AUTOMAN_RETURN_IF_ERROR(st);
   }
   // Always one argon2id verification, so a missing user costs what a wrong password does.
-  const bool password_ok = user ? VerifyPassword(user->password_hash, password)
-                                : (VerifyPassword(DummyHash(), password), false);
+  const bool password_ok =
+      user ? Verify(user->password_hash, password) : (Verify(DummyHash(), password), false);
   const bool locked = user && user->locked_until && *user->locked_until > now;
   const bool ok = user && password_ok && !locked && !user->disabled;
   const std::string target = fmt::format("user/{}", IsValidName(username) ? username : "?");
@@ -410,7 +439,7 @@ Status AuthService::ChangePassword(const Subject& s, std::string_view current,
     return Status(ErrorCode::kInvalidArgument, "the new password must differ from the current one");
   }
   AUTOMAN_ASSIGN_OR_RETURN(UserRecord u, GetUser(s.username));
-  if (!VerifyPassword(u.password_hash, current)) {
+  if (!Verify(u.password_hash, current)) {
     return Status(ErrorCode::kInvalidArgument, "the current password is wrong");
   }
   AUTOMAN_ASSIGN_OR_RETURN(std::string hash, Hash(next));

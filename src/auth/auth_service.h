@@ -20,6 +20,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,9 @@ struct AuthOptions {
   Duration cache_ttl = std::chrono::seconds(2);
   // last_used_at is written at most this often per credential.
   Duration last_used_resolution = std::chrono::seconds(60);
+  // Password hashes computed at once (each takes password_cost's memory, 64 MiB by
+  // default); more logins wait their turn. 0: the number of CPU cores.
+  int max_concurrent_hashes = 0;
 };
 
 inline constexpr size_t kMinPasswordBytes = 8;
@@ -141,6 +145,8 @@ class AuthService {
 
   // Writes pending last-used times and purges long-dead credentials. Call periodically.
   void Maintain();
+  // The most password hashes that ran at once so far (at most max_concurrent_hashes).
+  int HashesInFlightPeak();
   // Drops cached subjects (all, or of one user).
   void Invalidate(std::string_view username = {});
 
@@ -164,8 +170,22 @@ class AuthService {
   bool Expired(const CredentialRecord& c, Timestamp last_used, Timestamp now) const;
   Status Audit(StoreTx& tx, const Actor& actor, std::string action, std::string target,
                std::string outcome, std::string details_json = "{}");
-  Result<std::string> Hash(std::string_view password) const;
+  // Password hashing and verification, at most max_concurrent_hashes at once.
+  Result<std::string> Hash(std::string_view password);
+  bool Verify(const std::string& phc, std::string_view password);
   const std::string& DummyHash();
+
+  // Holds one of the hash slots while it lives.
+  class HashSlot {
+   public:
+    explicit HashSlot(AuthService& a);
+    ~HashSlot();
+    HashSlot(const HashSlot&) = delete;
+    HashSlot& operator=(const HashSlot&) = delete;
+
+   private:
+    AuthService& a_;
+  };
 
   Store& store_;
   const Clock& clock_;
@@ -178,6 +198,11 @@ class AuthService {
   std::unordered_map<std::string, Cached> cache_;  // by secret hash
   std::once_flag dummy_once_;
   std::string dummy_hash_;
+
+  std::mutex hash_mu_;
+  std::condition_variable hash_cv_;
+  int hashes_in_flight_ = 0;       // guarded by hash_mu_
+  int hashes_in_flight_peak_ = 0;  // guarded by hash_mu_
 };
 
 // Parses a "Cookie" header and returns the value of `name` ("" when absent).

@@ -1,5 +1,6 @@
 #include "auth/crypto.h"
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include <cstdlib>
@@ -68,10 +69,25 @@ std::string HexEncode(std::string_view bytes) {
 }
 
 std::string Sha256Hex(std::string_view data) {
-  EnsureInit();
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, U(data), data.size());
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+  // OpenSSL's SHA-256 uses the CPU's SHA extensions where there are some (about twice as
+  // fast as libsodium's portable code): it runs on every authenticated request. One
+  // digest context per thread, reused; the algorithm fetched once.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct Ctx {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Ctx t;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (sha256 == nullptr || t.ctx == nullptr || EVP_DigestInit_ex2(t.ctx, sha256, nullptr) != 1 ||
+      EVP_DigestUpdate(t.ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(t.ctx, digest, &len) != 1 || len != crypto_hash_sha256_BYTES) {
+    EnsureInit();  // no usable OpenSSL digest: libsodium's gives the same bytes
+    crypto_hash_sha256(digest, U(data), data.size());
+  }
+  return HexEncode(
+      std::string_view(reinterpret_cast<const char*>(digest), crypto_hash_sha256_BYTES));
 }
 
 std::string HmacSha256(const Key& key, std::string_view data) {

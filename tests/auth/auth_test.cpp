@@ -8,12 +8,14 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "auth/auth_service.h"
@@ -1083,6 +1085,27 @@ TEST_F(AuthServiceTest, LoginReturnsSessionCsrfAndToken) {
     EXPECT_EQ(e.details_json.find(*r->token), std::string::npos);
     EXPECT_EQ(e.details_json.find(Pw("admin")), std::string::npos);
   }
+}
+
+// Each password hash takes 64 MiB by default: concurrent logins beyond the cap wait their
+// turn instead of running the server out of memory.
+TEST_F(AuthServiceTest, ConcurrentLoginsHashAtMostTheCapAtOnce) {
+  options_.max_concurrent_hashes = 2;
+  Reset();
+  BootstrapAdmin();
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      // Half with the right password, half wrong: both verify a hash.
+      auto r = auth_->Login("admin", i % 2 ? Pw("admin") : "wrong-password", false, Actor{});
+      if (r.ok()) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GE(ok.load(), 1);
+  EXPECT_GE(auth_->HashesInFlightPeak(), 1);
+  EXPECT_LE(auth_->HashesInFlightPeak(), 2);
 }
 
 TEST_F(AuthServiceTest, LoginFailuresShareOneMessage) {
