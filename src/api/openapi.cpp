@@ -141,6 +141,7 @@ json::object Schemas() {
                                  {"steps", ArrayOf(json::object{{"type", "object"}})},
                                  {"rollback", ArrayOf(json::object{{"type", "object"}})},
                                  {"timeout_ms", Nullable("integer")},
+                                 {"cooldown_ms", Nullable("integer")},
                                  {"requires", Nullable("string")},
                                  {"allowed_roles", ArrayOf(T("string"))},
                                  {"schedules", ArrayOf(T("string"))},

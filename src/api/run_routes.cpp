@@ -156,6 +156,27 @@ json::object RunDetail(ApiContext& ctx, StepCounts& counts, const Run& run,
   return o;
 }
 
+// A run refused while its runbook cools down: 429 "cooldown" with Retry-After, and an
+// audit entry. (Another refusal of the same kind is answered as it is.)
+HttpResponse CooldownRefused(ApiContext& ctx, HttpRequest& req, const Runbook& rb,
+                             const Status& refusal) {
+  std::optional<Timestamp> ends;
+  Status s = ctx.store.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) -> Status {
+    AUTOMAN_ASSIGN_OR_RETURN(ends, ctx.queue.CooldownEnds(tx, rb, ctx.clock.Now()));
+    if (!ends) return Status::Ok();
+    json::object details{{"runbook", rb.id}, {"reason", "cooldown"}};
+    if (ends) details["retry_at"] = FormatRfc3339(*ends);
+    return AuditIn(ctx, tx, req, "run.create", "runbook/" + rb.id, "denied",
+                   json::serialize(details));
+  });
+  if (!s.ok()) return ErrorResponse(s);
+  if (!ends) return ErrorResponse(refusal);
+  HttpResponse r = ErrorResponse(429, "cooldown", refusal.message());
+  const auto wait = std::chrono::duration_cast<std::chrono::seconds>(*ends - ctx.clock.Now());
+  r.headers.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, wait.count() + 1)));
+  return r;
+}
+
 HttpResponse CreateRun(ApiContext& ctx, HttpRequest& req) {
   auto body = ParseBodyObject(req.body);
   if (!body.ok()) return ErrorResponse(body.status());
@@ -167,7 +188,12 @@ HttpResponse CreateRun(ApiContext& ctx, HttpRequest& req) {
     return AuditIn(ctx, tx, req, "run.create", "run/" + run.id, "ok",
                    json::serialize(json::object{{"runbook", run.runbook_id}}));
   });
-  if (!e.ok()) return ErrorResponse(e.status());
+  if (!e.ok()) {
+    if (e.status().code() == ErrorCode::kFailedPrecondition && rr->runbook->cooldown) {
+      return CooldownRefused(ctx, req, *rr->runbook, e.status());
+    }
+    return ErrorResponse(e.status());
+  }
   return JsonResponse(e->created ? 201 : 200, RunJson(e->run));
 }
 

@@ -132,6 +132,7 @@ json::object Detail(const CatalogEntry& e) {
   o["steps"] = std::move(steps);
   o["rollback"] = std::move(rollback);
   o["timeout_ms"] = MillisOrNull(rb.timeout);
+  o["cooldown_ms"] = MillisOrNull(rb.cooldown);
   o["requires"] =
       rb.requires_permission.empty() ? json::value(nullptr) : json::value(rb.requires_permission);
   json::array roles;

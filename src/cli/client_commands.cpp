@@ -562,6 +562,9 @@ int RunbooksShow(ApiClient& c, const RunbooksOptions& o) {
   if (const int64_t t = Int(rb, "timeout_ms", -1); t >= 0) {
     fmt::print("timeout:     {}\n", FormatDuration(std::chrono::milliseconds(t)));
   }
+  if (const int64_t t = Int(rb, "cooldown_ms", -1); t >= 0) {
+    fmt::print("cooldown:    {}\n", FormatDuration(std::chrono::milliseconds(t)));
+  }
   const json::object& schema = Sub(rb, "params_schema");
   const json::object& props = Sub(schema, "properties");
   std::vector<std::string> required;

@@ -113,6 +113,17 @@ Result<Enqueued> Queue::EnqueueInTx(StoreTx& tx, const EnqueueRequest& r, Timest
     if (existing) return Enqueued{std::move(*existing), false};
   }
 
+  if (rb.cooldown) {
+    AUTOMAN_RETURN_IF_ERROR(tx.LockKey("cooldown:" + rb.id));
+    AUTOMAN_ASSIGN_OR_RETURN(std::optional<Timestamp> ends, CooldownEnds(tx, rb, now));
+    if (ends) {
+      return Error(ErrorCode::kFailedPrecondition,
+                   "runbook {} is cooling down (cooldown {} after its previous run): it may "
+                   "run again at {}",
+                   rb.id, FormatDuration(*rb.cooldown), FormatRfc3339(*ends));
+    }
+  }
+
   // Putting an already stored version costs two statements (two round trips on
   // PostgreSQL; bench/queue.cpp, add and add_bulk): see stored_versions_.
   bool put = true;
@@ -165,6 +176,21 @@ Result<Enqueued> Queue::EnqueueInTx(StoreTx& tx, const EnqueueRequest& r, Timest
                          r.extra_concurrency.end());
   AUTOMAN_RETURN_IF_ERROR(tx.InsertRun(run));
   return Enqueued{std::move(run), true};
+}
+
+Result<std::optional<Timestamp>> Queue::CooldownEnds(StoreTx& tx, const Runbook& rb,
+                                                     Timestamp now) {
+  if (!rb.cooldown) return std::optional<Timestamp>();
+  RunFilter f;
+  f.runbook_id = rb.id;
+  f.limit = 20;
+  AUTOMAN_ASSIGN_OR_RETURN(std::vector<Run> recent, tx.ListRuns(f));  // newest first
+  for (const Run& r : recent) {
+    if (r.status == RunStatus::kCancelled && !r.started_at) continue;  // never acted
+    const Timestamp ends = r.created_at + *rb.cooldown;
+    return ends > now ? std::optional<Timestamp>(ends) : std::optional<Timestamp>();
+  }
+  return std::optional<Timestamp>();
 }
 
 Result<Enqueued> Queue::Enqueue(const EnqueueRequest& request, const EnqueueHook& also) {

@@ -63,6 +63,16 @@
 //   the runbook's `concurrency:` (a per-runbook limit is a key named after the runbook).
 //   Runs over a limit wait in the queue, and never block the runs behind them.
 //
+// Cooldown
+//   A runbook with `cooldown: D` gets no new run until D after the creation of its
+//   previous run (runs cancelled before they started do not count; until agents exist
+//   the target is this host, so the key is the runbook). A refused enqueue is
+//   kFailedPrecondition naming when it may run again (CooldownEnds). The check and the
+//   insert share one transaction under the key lock "cooldown:<runbook>", so racing
+//   enqueues create one run. It applies to every new run (API, CLI, schedules, replays,
+//   automan exec), not to the retries of an attempt, which are the same run. An enqueue
+//   that an idempotency key answers with an existing run is not refused.
+//
 // Dead-letter queue
 //   DEAD runs keep their attempts, logs and reason. Replay enqueues a new run of the same
 //   runbook version with the same params, `retry_of` pointing at the dead run and trigger
@@ -180,6 +190,10 @@ class Queue {
   // Enqueues and claims for `owner` in one transaction (automan exec runs its own run
   // under a lease like any worker). Returns the claimed run.
   Result<Run> EnqueueClaimed(const EnqueueRequest& request, std::string_view owner);
+
+  // When `rb`'s cooldown ends after its latest run (see "Cooldown"); nullopt when the
+  // runbook has no cooldown or may run now.
+  Result<std::optional<Timestamp>> CooldownEnds(StoreTx& tx, const Runbook& rb, Timestamp now);
 
   // Claims up to `max` (1..1000) runs for `owner`, best first.
   Result<std::vector<Run>> Claim(std::string_view owner, int max);

@@ -129,6 +129,9 @@ struct Runbook {
   // (redacted from the logs like secret params).
   std::vector<std::string> secrets;
   std::vector<ConcurrencyLimit> concurrency;
+  // A new run is refused until this long after the previous run of this runbook was
+  // created (queue/queue.h, "Cooldown"); unset: no cooldown.
+  std::optional<Millis> cooldown;
   std::vector<ScheduleSpec> schedules;
   SandboxProfile sandbox;
 

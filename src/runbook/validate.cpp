@@ -381,7 +381,7 @@ Runbook Validator::Build(const YNode& root) {
       "id",        "name",     "description",   "category",    "tags",
       "params",    "timeout",  "retries",       "steps",       "rollback",
       "dangerous", "requires", "allowed_roles", "concurrency", "schedules",
-      "sandbox",   "secrets"};
+      "sandbox",   "secrets",  "cooldown"};
   if (!root.IsMap()) {
     Expected(root, "top level", "a map of runbook keys (id, steps, ...)");
     return rb;
@@ -422,6 +422,14 @@ Runbook Validator::Build(const YNode& root) {
   }
   if (const YNode* n = Get(root, "params")) Params(*n, rb);
   if (const YNode* n = Get(root, "timeout")) rb.timeout = DurationValue(*n, "timeout", true);
+  if (const YNode* n = Get(root, "cooldown")) {
+    rb.cooldown = DurationValue(*n, "cooldown", true);
+    if (rb.cooldown && *rb.cooldown < Millis(1000)) {
+      Error(n->loc, "cooldown: " + FormatDuration(*rb.cooldown) +
+                        " is shorter than the 1s minimum (drop the key for no cooldown)");
+      rb.cooldown.reset();
+    }
+  }
   if (const YNode* n = Get(root, "retries")) rb.retries = Retries(*n, "retries");
   if (const YNode* n = Get(root, "steps")) {
     Steps(*n, "steps", rb.steps, true);

@@ -495,6 +495,16 @@ Status Scheduler::DecideInTx(StoreTx& tx, Entry& e, Timestamp now, Decision& d) 
       r.reason = "error: " + params.status().message();
       continue;
     }
+    // The runbook's cooldown (queue/queue.h): a fire within it is skipped, not missed.
+    AUTOMAN_ASSIGN_OR_RETURN(std::optional<Timestamp> cooling,
+                             queue_.CooldownEnds(tx, *e.runbook, clock_.Now()));
+    if (cooling) {
+      r.status = FireStatus::kSkipped;
+      r.reason =
+          fmt::format("cooldown: runbook {} may run again at {} (cooldown {})", e.runbook->id,
+                      FormatRfc3339(*cooling), FormatDuration(*e.runbook->cooldown));
+      continue;
+    }
     EnqueueRequest req;
     req.runbook = e.runbook.get();
     req.params = std::move(*params);

@@ -1170,6 +1170,36 @@ TEST_F(ApiTest, SystemRoutesAnswer) {
   EXPECT_EQ(m.body, "");
 }
 
+// ---------------------------------------------------------------- cooldown
+
+TEST_F(ApiTest, CooldownRefusesWith429RetryAfterAndAnAuditEntry) {
+  const std::string runbooks = dir_.File("runbooks");
+  std::filesystem::create_directories(runbooks);
+  testing::WriteFile(runbooks + "/cooled.yaml",
+                     "id: cooled\ncooldown: 10m\nsteps:\n  - id: s\n    shell: \"true\"\n");
+  InProcessApi::Options o;
+  o.runbooks_dir = runbooks;
+  auto api = Make(o);
+  ASSERT_NE(api, nullptr);
+  api::HttpResponse r = api->Call("GET", "/api/v1/runbooks/cooled");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r).at("cooldown_ms"), 600000);
+  ASSERT_EQ(api->Call("POST", "/api/v1/runs", R"({"runbook":"cooled"})").status, 201);
+  api->clock().Advance(std::chrono::minutes(4));
+  r = api->Call("POST", "/api/v1/runs", R"({"runbook":"cooled"})");
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(ErrorCodeOf(r), "cooldown");
+  EXPECT_THAT(Message(r), HasSubstr("may run again at"));
+  ASSERT_NE(HeaderOf(r, "Retry-After"), nullptr);
+  EXPECT_EQ(*HeaderOf(r, "Retry-After"), "361");  // 6 min, rounded up
+  api::HttpResponse audit = api->Call("GET", "/api/v1/audit?action=run.create");
+  ASSERT_EQ(audit.status, 200) << audit.body;
+  EXPECT_THAT(audit.body, HasSubstr("denied"));
+  EXPECT_THAT(audit.body, HasSubstr("cooldown"));
+  api->clock().Advance(std::chrono::minutes(6));
+  EXPECT_EQ(api->Call("POST", "/api/v1/runs", R"({"runbook":"cooled"})").status, 201);
+}
+
 // ---------------------------------------------------------------- params JSON Schema
 
 TEST_F(ApiTest, ParamsSchemaOfTheExampleRunbookTypesEveryParam) {

@@ -15,6 +15,7 @@
 namespace automan::testing {
 
 using std::chrono::milliseconds;
+using std::chrono::minutes;
 using std::chrono::seconds;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -556,6 +557,56 @@ TEST_P(QueueConformanceTest, HeartbeatReportsLostLeasesAndCancelRequests) {
   EXPECT_THAT(beat->lost, UnorderedElementsAre(gone.run_id, a.id));  // a's stale ref
   // The valid leases were renewed in the same call.
   EXPECT_EQ(MustGet(a.id).lease_expires_at, clock_.Now() + seconds(30));
+}
+
+// ---------------------------------------------------------------------------------------
+// Cooldown
+
+TEST_P(QueueConformanceTest, CooldownRefusesNewRunsUntilItEnds) {
+  const Runbook cooled =
+      ParseOrFail("id: cooled\ncooldown: 10m\nsteps:\n  - id: s\n    shell: \"true\"\n");
+  const Run first = Enq(cooled);
+  clock_.Advance(minutes(4));
+  auto refused = queue_->Enqueue(Req(cooled));
+  ASSERT_FALSE(refused.ok());
+  ExpectError(refused.status(), ErrorCode::kFailedPrecondition,
+              {"cooled", "cooling down", "10m", FormatRfc3339(first.created_at + minutes(10))});
+  // Other runbooks are not affected; nothing was stored for the refusal.
+  Enq(plain_);
+  EXPECT_EQ(Total(Counts()), 2);
+  Result<std::optional<Timestamp>> ends = Status(ErrorCode::kInternal, "");
+  ASSERT_OK(store_->Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    ends = queue_->CooldownEnds(tx, cooled, clock_.Now());
+    return ends.status();
+  }));
+  ASSERT_TRUE(ends->has_value());
+  EXPECT_EQ(**ends, first.created_at + minutes(10));
+  // An idempotent repeat of an existing run is answered, not refused.
+  EnqueueRequest keyed = Req(cooled);
+  keyed.idempotency_key = "k1";
+  clock_.Advance(minutes(6));
+  const Run second = Enq(keyed);
+  EXPECT_NE(second.id, first.id);
+  clock_.Advance(seconds(1));
+  auto again = queue_->Enqueue(keyed);
+  ASSERT_OK(again);
+  EXPECT_FALSE(again->created);
+  EXPECT_EQ(again->run.id, second.id);
+  // A run cancelled before it started never acted: it does not count.
+  clock_.Advance(minutes(10));
+  const Run third = Enq(cooled);
+  ASSERT_OK(queue_->Cancel(third.id));
+  clock_.Advance(seconds(1));
+  const Run fourth = Enq(cooled);
+  EXPECT_EQ(fourth.status, RunStatus::kPending);
+  EXPECT_FALSE(queue_->Enqueue(Req(cooled)).ok());
+  // A runbook without a cooldown has none.
+  Result<std::optional<Timestamp>> none = Status(ErrorCode::kInternal, "");
+  ASSERT_OK(store_->Transact(Store::TxMode::kRead, [&](StoreTx& tx) -> Status {
+    none = queue_->CooldownEnds(tx, plain_, clock_.Now());
+    return none.status();
+  }));
+  EXPECT_FALSE(none->has_value());
 }
 
 // ---------------------------------------------------------------------------------------

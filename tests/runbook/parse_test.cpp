@@ -230,6 +230,14 @@ TEST(ParseRunbook, MinimalRunbookGetsDefaults) {
   EXPECT_EQ(rb.sandbox.pid, "private");
   EXPECT_EQ(rb.sandbox.network, "host");
   EXPECT_TRUE(rb.sandbox.writable.empty());
+  EXPECT_FALSE(rb.cooldown);
+}
+
+TEST(ParseRunbook, CooldownIsADuration) {
+  ParseResult r = Parse("id: a\ncooldown: 10m\nsteps: [{id: s, shell: echo}]\n");
+  ASSERT_TRUE(r.ok()) << automan::testing::DumpDiagnostics(r);
+  ASSERT_TRUE(r.runbook->cooldown.has_value());
+  EXPECT_EQ(*r.runbook->cooldown, std::chrono::minutes(10));
 }
 
 TEST(ParseRunbook, VersionIsSha256OfTheExactText) {
@@ -460,6 +468,8 @@ const ErrorCase kErrorCases[] = {
     {"TimeoutBareInteger", "id: a\ntimeout: 30\n" STEPS, 2, 10, {"timeout: 30 has no unit", "30s"}},
     {"TimeoutBadUnit", "id: a\ntimeout: 30sec\n" STEPS, 2, 10, {"unknown unit \"sec\"", "30s"}},
     {"TimeoutZero", "id: a\ntimeout: 0s\n" STEPS, 2, 10, {"must be longer than 0"}},
+    {"CooldownBareInteger", "id: a\ncooldown: 600\n" STEPS, 2, 11, {"cooldown: 600 has no unit"}},
+    {"CooldownUnderASecond", "id: a\ncooldown: 500ms\n" STEPS, 2, 11, {"shorter than the 1s"}},
     {"TimeoutNotAScalar",
      "id: a\ntimeout: [1s]\n" STEPS,
      2,

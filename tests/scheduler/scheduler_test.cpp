@@ -621,6 +621,44 @@ TEST_P(SchedulerLoopTest, RestartContinuesWithoutDuplicatesOrGaps) {
 // Occurrences 00:20 .. 03:10 (18): lateness > 1h for 00:20 .. 02:10 (12), <= 1h for
 // 02:20 .. 03:10 (6).
 
+// A fire that meets the runbook's cooldown (queue/queue.h, "Cooldown") is skipped with the
+// reason and no run; the others run, never closer together than the cooldown.
+TEST_P(SchedulerLoopTest, AFireDuringTheRunbooksCooldownIsSkippedWithTheReason) {
+  ParseResult parsed =
+      ParseRunbook("id: job\ncooldown: 150s\nsteps:\n  - id: s\n    shell: \"true\"\n", "job.yaml");
+  ASSERT_TRUE(parsed.ok());
+  rb_ = *parsed.runbook;
+  const Timestamp t0 = T("2026-01-05T00:00:00Z");
+  clock_.Set(t0);
+  const std::string id = Add(Every("minutely", minutes(1)));
+  auto s = NewScheduler();
+  Tick(*s);
+  for (int i = 0; i < 60; ++i) {
+    clock_.Advance(seconds(10));
+    Tick(*s);
+  }
+  std::vector<FireRecord> ledger = Ledger(id);
+  std::string rows;
+  for (const FireRecord& f : ledger) {
+    rows += FormatRfc3339(f.nominal) + " " + StatusName(f.status) + " " + f.reason + "\n";
+  }
+  ASSERT_EQ(ledger.size(), 10u) << rows;
+  std::vector<FireRecord> skipped = WithStatus(ledger, FireStatus::kSkipped);
+  EXPECT_GE(skipped.size(), 5u) << rows;
+  for (const FireRecord& f : skipped) {
+    EXPECT_TRUE(StartsWith(f.reason, "cooldown: runbook job may run again at")) << f.reason;
+    EXPECT_EQ(f.run_id, "");
+  }
+  std::vector<Run> runs = RunsOf(id);
+  EXPECT_EQ(runs.size() + skipped.size(), 10u);
+  ASSERT_GE(runs.size(), 3u);
+  std::sort(runs.begin(), runs.end(),
+            [](const Run& a, const Run& b) { return a.created_at < b.created_at; });
+  for (size_t i = 1; i < runs.size(); ++i) {
+    EXPECT_GE(runs[i].created_at - runs[i - 1].created_at, seconds(150));
+  }
+}
+
 TEST_P(SchedulerLoopTest, MisfireAfterDowntimeFollowsPolicyWithinMaxLateness) {
   const Timestamp t0 = T("2026-02-02T00:00:00Z");
   clock_.Set(t0);
