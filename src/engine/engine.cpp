@@ -403,7 +403,9 @@ Result<Run> Engine::CreateRun(const Runbook& rb, const RunParams& params, const 
   r.runbook = &rb;
   r.params = params;
   for (auto& [name, value] : r.params) {
-    if (value.secret()) value.text.clear();  // never stored; Execute gets the real values
+    // Never stored, not even sealed (this is automan exec's own run: Execute gets the
+    // real values); a worker refuses the run should it ever be rescued.
+    if (value.secret()) value.text.clear();
   }
   r.trigger = how.trigger;
   r.triggered_by = how.triggered_by;

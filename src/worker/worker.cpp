@@ -295,7 +295,15 @@ EngineExecutor::~EngineExecutor() = default;
 ::automan::Result<RunParams> EngineExecutor::OpenSecretParams(const Run& run) const {
   RunParams params = run.params;
   for (auto& [name, value] : params) {
-    if (!value.secret() || value.sealed.empty()) continue;
+    if (!value.secret()) continue;
+    if (value.sealed.empty()) {
+      // Kept nowhere: a run `automan exec` started (it holds the value in memory only),
+      // rescued after that process died. Running it with an empty secret could do harm.
+      return Error(ErrorCode::kFailedPrecondition,
+                   "secret parameter \"{}\": its value was never kept (the run was started "
+                   "by automan exec, which holds it in memory only); start a new run",
+                   name);
+    }
     const SecretParamSealer* sealer = engine_.queue().options().sealer;
     if (sealer == nullptr) {
       return Error(ErrorCode::kFailedPrecondition,

@@ -13,6 +13,7 @@
 #include <poll.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -468,6 +469,33 @@ TEST_F(WorkerTest, EngineExecutorRunsRunbooksEndToEnd) {
     EXPECT_EQ(steps[static_cast<size_t>(i)].status, StepStatus::kFailed);
     EXPECT_EQ(steps[static_cast<size_t>(i)].exit_code, 4);
   }
+}
+
+// A run whose secret parameter was kept nowhere (automan exec's own run, rescued after that
+// process died) is refused by the worker, naming the parameter: its step never runs with
+// an empty secret.
+TEST_F(WorkerTest, EngineExecutorRefusesASecretParamThatWasNeverKept) {
+  EngineOptions eo;
+  eo.work_root = dir_.File("work");
+  Engine engine(*store_, SystemClock(), eo, QueueOptions{.lease = kLease});
+  EngineExecutor executor(engine);
+  Runbook rb = Parse(
+      "id: keyed\nparams:\n  api_key: {type: secret}\nsteps:\n  - id: s\n"
+      "    shell: touch \"" +
+      dir_.File("ran") + "\"\n");
+  EnqueueRequest r;
+  r.runbook = &rb;
+  r.params = {{"api_key", ParamValue{"secret", ""}}};  // as Engine::CreateRun stores it
+  auto e = engine.queue().Enqueue(r);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  RunningWorker w(engine.queue(), executor, Options("worker:unkept", 1));
+  ASSERT_TRUE(Eventually([&] { return IsTerminal(Get(e->run.id).status); }));
+  ASSERT_OK_STATUS(w.Stop());
+  Run run = Get(e->run.id);
+  EXPECT_EQ(run.status, RunStatus::kFailed);
+  EXPECT_THAT(run.error, HasSubstr("api_key"));
+  EXPECT_THAT(run.error, HasSubstr("never kept"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("ran")));
 }
 
 }  // namespace
