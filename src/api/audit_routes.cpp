@@ -85,33 +85,35 @@ HttpResponse VerifyAudit(ApiContext& ctx, HttpRequest&) {
 }  // namespace
 
 void AddAuditRoutes(Router& r, ApiContext& ctx) {
-  Route list;
-  list.method = "GET";
-  list.pattern = "/api/v1/audit";
-  list.permission = "audit.read";
-  list.summary = "Audit entries, oldest first (format=json, jsonl or csv for export)";
-  list.tag = "audit";
-  list.query = {{"cursor", "integer", "entries after this seq (next_cursor of the last page)"},
-                {"limit", "integer", "at most this many (1..10000, default 100)"},
-                {"actor", "string", "only this actor"},
-                {"action", "string", "this action, or a prefix ending in '.' (run.)"},
-                {"since", "string", "at or after this instant (RFC 3339)"},
-                {"until", "string", "before this instant (RFC 3339)"},
-                {"format", "string", "json (default), jsonl or csv"}};
-  list.response_schema = "AuditList";
-  list.handler = [&ctx](HttpRequest& q) { return ListAudit(ctx, q); };
-  r.Add(std::move(list));
-  Route verify;
-  verify.method = "GET";
-  verify.pattern = "/api/v1/audit/verify";
-  verify.permission = "audit.read";
-  verify.summary =
-      "Check the hash chain of the audit trail: modified, missing, reordered, "
-      "forged or truncated entries";
-  verify.tag = "audit";
-  verify.response_schema = "AuditVerify";
-  verify.handler = [&ctx](HttpRequest& q) { return VerifyAudit(ctx, q); };
-  r.Add(std::move(verify));
+  r.Add({"GET",
+         "/api/v1/audit",
+         "audit.read",
+         "Audit entries, oldest first (format=json, jsonl or csv for export)",
+         "audit",
+         {{"cursor", "integer", "entries after this seq (next_cursor of the last page)"},
+          {"limit", "integer", "at most this many (1..10000, default 100)"},
+          {"actor", "string", "only this actor"},
+          {"action", "string", "this action, or a prefix ending in '.' (run.)"},
+          {"since", "string", "at or after this instant (RFC 3339)"},
+          {"until", "string", "before this instant (RFC 3339)"},
+          {"format", "string", "json (default), jsonl or csv"}},
+         "",
+         "AuditList",
+         200,
+         false,
+         [&ctx](HttpRequest& q) { return ListAudit(ctx, q); }});
+  r.Add({"GET",
+         "/api/v1/audit/verify",
+         "audit.read",
+         "Check the hash chain of the audit trail: modified, missing, reordered, forged or "
+         "truncated entries",
+         "audit",
+         {},
+         "",
+         "AuditVerify",
+         200,
+         false,
+         [&ctx](HttpRequest& q) { return VerifyAudit(ctx, q); }});
 }
 
 }  // namespace automan::api

@@ -296,64 +296,155 @@ HttpResponse ListRoles(ApiContext& ctx, HttpRequest&) {
   return JsonResponse(200, ListJson(std::move(items), std::nullopt));
 }
 
-Route Make(std::string method, std::string pattern, std::string_view permission,
-           std::string summary, std::string tag, std::string request_schema,
-           std::string response_schema, int status, HttpHandler h,
-           std::vector<QueryDoc> query = {}) {
-  Route r;
-  r.method = std::move(method);
-  r.pattern = std::move(pattern);
-  r.permission = std::string(permission);
-  r.summary = std::move(summary);
-  r.tag = std::move(tag);
-  r.query = std::move(query);
-  r.request_schema = std::move(request_schema);
-  r.response_schema = std::move(response_schema);
-  r.success_status = status;
-  r.handler = std::move(h);
-  return r;
-}
-
 }  // namespace
 
 void AddAuthRoutes(Router& r, ApiContext& ctx) {
   auto bind = [&ctx](HttpResponse (*fn)(ApiContext&, HttpRequest&)) {
     return [&ctx, fn](HttpRequest& q) { return fn(ctx, q); };
   };
-  r.Add(Make("POST", "/api/v1/auth/login", kPublic,
-             "Log in: starts a session (cookie) and, with \"token\": true, issues a bearer token",
-             "auth", "LoginRequest", "Login", 200, bind(Login)));
-  r.Add(Make("POST", "/api/v1/auth/logout", kAuthenticated, "End this session", "auth", "", "", 204,
-             bind(Logout)));
-  r.Add(Make("GET", "/api/v1/auth/me", kAuthenticated, "Who is calling, with which permissions",
-             "auth", "", "Me", 200, bind(Me)));
-  r.Add(Make("POST", "/api/v1/auth/password", kAuthenticated,
-             "Change your password (ends your other sessions)", "auth", "PasswordChange", "", 204,
-             bind(ChangePassword)));
-  r.Add(Make("POST", "/api/v1/auth/tickets", kAuthenticated,
-             "A single-use stream ticket (≤ 60 s) for EventSource: ?ticket= on a stream route",
-             "auth", "TicketRequest", "Ticket", 201, bind(IssueTicket)));
-  r.Add(Make("GET", "/api/v1/auth/tokens", kAuthenticated,
-             "Your API tokens (every user's with ?all=true and users.manage)", "auth", "",
-             "TokenList", 200, bind(ListTokens),
-             {{"all", "boolean", "every user's tokens (needs users.manage)"}}));
-  r.Add(Make("POST", "/api/v1/auth/tokens", kAuthenticated,
-             "Issue an API token (shown once) with your role or a narrower one", "auth",
-             "TokenRequest", "IssuedToken", 201, bind(CreateToken)));
-  r.Add(Make("DELETE", "/api/v1/auth/tokens/{id}", kAuthenticated,
-             "Revoke one of your tokens (any token with users.manage)", "auth", "", "", 204,
-             bind(RevokeToken)));
-  r.Add(Make("GET", "/api/v1/users", "users.manage", "Users", "users", "", "UserList", 200,
-             bind(ListUsers)));
-  r.Add(Make("POST", "/api/v1/users", "users.manage", "Create a user", "users", "UserCreate",
-             "User", 201, bind(CreateUser)));
-  r.Add(Make("GET", "/api/v1/users/{name}", "users.manage", "One user", "users", "", "User", 200,
-             bind(GetUser)));
-  r.Add(Make("PATCH", "/api/v1/users/{name}", "users.manage",
-             "Change a user's role, disable or enable them, or reset their password", "users",
-             "UserUpdate", "User", 200, bind(UpdateUser)));
-  r.Add(Make("GET", "/api/v1/roles", kAuthenticated, "Roles and their permissions", "users", "",
-             "RoleList", 200, bind(ListRoles)));
+  r.Add({"POST",
+         "/api/v1/auth/login",
+         std::string(kPublic),
+         "Log in: starts a session (cookie) and, with \"token\": true, issues a bearer token",
+         "auth",
+         {},
+         "LoginRequest",
+         "Login",
+         200,
+         false,
+         bind(Login)});
+  r.Add({"POST",
+         "/api/v1/auth/logout",
+         std::string(kAuthenticated),
+         "End this session",
+         "auth",
+         {},
+         "",
+         "",
+         204,
+         false,
+         bind(Logout)});
+  r.Add({"GET",
+         "/api/v1/auth/me",
+         std::string(kAuthenticated),
+         "Who is calling, with which permissions",
+         "auth",
+         {},
+         "",
+         "Me",
+         200,
+         false,
+         bind(Me)});
+  r.Add({"POST",
+         "/api/v1/auth/password",
+         std::string(kAuthenticated),
+         "Change your password (ends your other sessions)",
+         "auth",
+         {},
+         "PasswordChange",
+         "",
+         204,
+         false,
+         bind(ChangePassword)});
+  r.Add({"POST",
+         "/api/v1/auth/tickets",
+         std::string(kAuthenticated),
+         "A single-use stream ticket (≤ 60 s) for EventSource: ?ticket= on a stream route",
+         "auth",
+         {},
+         "TicketRequest",
+         "Ticket",
+         201,
+         false,
+         bind(IssueTicket)});
+  r.Add({"GET",
+         "/api/v1/auth/tokens",
+         std::string(kAuthenticated),
+         "Your API tokens (every user's with ?all=true and users.manage)",
+         "auth",
+         {{"all", "boolean", "every user's tokens (needs users.manage)"}},
+         "",
+         "TokenList",
+         200,
+         false,
+         bind(ListTokens)});
+  r.Add({"POST",
+         "/api/v1/auth/tokens",
+         std::string(kAuthenticated),
+         "Issue an API token (shown once) with your role or a narrower one",
+         "auth",
+         {},
+         "TokenRequest",
+         "IssuedToken",
+         201,
+         false,
+         bind(CreateToken)});
+  r.Add({"DELETE",
+         "/api/v1/auth/tokens/{id}",
+         std::string(kAuthenticated),
+         "Revoke one of your tokens (any token with users.manage)",
+         "auth",
+         {},
+         "",
+         "",
+         204,
+         false,
+         bind(RevokeToken)});
+  r.Add({"GET",
+         "/api/v1/users",
+         "users.manage",
+         "Users",
+         "users",
+         {},
+         "",
+         "UserList",
+         200,
+         false,
+         bind(ListUsers)});
+  r.Add({"POST",
+         "/api/v1/users",
+         "users.manage",
+         "Create a user",
+         "users",
+         {},
+         "UserCreate",
+         "User",
+         201,
+         false,
+         bind(CreateUser)});
+  r.Add({"GET",
+         "/api/v1/users/{name}",
+         "users.manage",
+         "One user",
+         "users",
+         {},
+         "",
+         "User",
+         200,
+         false,
+         bind(GetUser)});
+  r.Add({"PATCH",
+         "/api/v1/users/{name}",
+         "users.manage",
+         "Change a user's role, disable or enable them, or reset their password",
+         "users",
+         {},
+         "UserUpdate",
+         "User",
+         200,
+         false,
+         bind(UpdateUser)});
+  r.Add({"GET",
+         "/api/v1/roles",
+         std::string(kAuthenticated),
+         "Roles and their permissions",
+         "users",
+         {},
+         "",
+         "RoleList",
+         200,
+         false,
+         bind(ListRoles)});
 }
 
 }  // namespace automan::api

@@ -49,34 +49,39 @@ HttpResponse DeleteSecret(ApiContext& ctx, HttpRequest& req) {
 }  // namespace
 
 void AddSecretRoutes(Router& r, ApiContext& ctx) {
-  Route list;
-  list.method = "GET";
-  list.pattern = "/api/v1/secrets";
-  list.permission = "secrets.manage";
-  list.summary = "Secrets: names and metadata (values are never returned)";
-  list.tag = "secrets";
-  list.response_schema = "SecretList";
-  list.handler = [&ctx](HttpRequest& q) { return ListSecrets(ctx, q); };
-  r.Add(std::move(list));
-  Route put;
-  put.method = "PUT";
-  put.pattern = "/api/v1/secrets/{name}";
-  put.permission = "secrets.manage";
-  put.summary = "Create or replace a secret (encrypted at rest)";
-  put.tag = "secrets";
-  put.request_schema = "SecretPut";
-  put.response_schema = "Secret";
-  put.handler = [&ctx](HttpRequest& q) { return PutSecret(ctx, q); };
-  r.Add(std::move(put));
-  Route del;
-  del.method = "DELETE";
-  del.pattern = "/api/v1/secrets/{name}";
-  del.permission = "secrets.manage";
-  del.summary = "Delete a secret";
-  del.tag = "secrets";
-  del.success_status = 204;
-  del.handler = [&ctx](HttpRequest& q) { return DeleteSecret(ctx, q); };
-  r.Add(std::move(del));
+  r.Add({"GET",
+         "/api/v1/secrets",
+         "secrets.manage",
+         "Secrets: names and metadata (values are never returned)",
+         "secrets",
+         {},
+         "",
+         "SecretList",
+         200,
+         false,
+         [&ctx](HttpRequest& q) { return ListSecrets(ctx, q); }});
+  r.Add({"PUT",
+         "/api/v1/secrets/{name}",
+         "secrets.manage",
+         "Create or replace a secret (encrypted at rest)",
+         "secrets",
+         {},
+         "SecretPut",
+         "Secret",
+         200,
+         false,
+         [&ctx](HttpRequest& q) { return PutSecret(ctx, q); }});
+  r.Add({"DELETE",
+         "/api/v1/secrets/{name}",
+         "secrets.manage",
+         "Delete a secret",
+         "secrets",
+         {},
+         "",
+         "",
+         204,
+         false,
+         [&ctx](HttpRequest& q) { return DeleteSecret(ctx, q); }});
 }
 
 }  // namespace automan::api
