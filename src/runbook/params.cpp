@@ -1,6 +1,7 @@
 // Parameter values: type checks, canonical text, binding `-p name=value` pairs.
 #include <re2/re2.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -53,6 +54,16 @@ std::string_view ToString(ParamType t) {
       return "secret";
   }
   return "string";
+}
+
+bool IsValidSecretName(std::string_view name) {
+  if (name.empty() || name.size() > 64 || std::isalpha(static_cast<unsigned char>(name[0])) == 0) {
+    return false;
+  }
+  for (char c : name) {
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '_') return false;
+  }
+  return true;
 }
 
 std::string EnvName(std::string_view name) {

@@ -173,6 +173,10 @@ Result<std::string> CanonicalParamValue(const ParamSpec& spec, std::string_view 
 // Values passed to BindParams (and defaults) are at most this long.
 inline constexpr size_t kMaxParamValueBytes = size_t{64} * 1024;
 
+// A name in the secret store (and under a runbook's `secrets:`): 1..64 of letters, digits
+// and '_', starting with a letter (it becomes part of AUTOMAN_SECRET_<NAME>).
+bool IsValidSecretName(std::string_view name);
+
 // "restart-web" -> "RESTART_WEB"; used for AUTOMAN_PARAM_ and AUTOMAN_OUT_ names.
 std::string EnvName(std::string_view name);
 

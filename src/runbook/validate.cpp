@@ -480,12 +480,7 @@ Runbook Validator::Build(const YNode& root) {
     rb.secrets = StringList(
         *n, "secrets", "a list of secret names from the secret store (e.g. [db_password])",
         [&](const YNode& item, const std::string& s, const std::string& p) {
-          const bool ok = !s.empty() && s.size() <= 64 &&
-                          (std::isalpha(static_cast<unsigned char>(s[0])) != 0) &&
-                          std::all_of(s.begin(), s.end(), [](char c) {
-                            return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
-                          });
-          if (!ok) {
+          if (!IsValidSecretName(s)) {
             Error(item.loc, p + ": " + QuoteForMessage(s) +
                                 " is not a secret name; use letters, digits and '_', starting "
                                 "with a letter (at most 64)");

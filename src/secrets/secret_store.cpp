@@ -8,16 +8,6 @@
 
 namespace automan::secrets {
 
-bool IsValidSecretName(std::string_view name) {
-  if (name.empty() || name.size() > 64 || std::isalpha(static_cast<unsigned char>(name[0])) == 0) {
-    return false;
-  }
-  for (char c : name) {
-    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '_') return false;
-  }
-  return true;
-}
-
 namespace {
 
 Status NameError(std::string_view name) {

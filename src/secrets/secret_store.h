@@ -20,13 +20,14 @@
 #include "auth/auth_service.h"
 #include "auth/crypto.h"
 #include "common/clock.h"
+#include "runbook/runbook.h"
 #include "store/store.h"
 
 namespace automan::secrets {
 
 inline constexpr size_t kMaxSecretBytes = 64 * 1024;
 
-bool IsValidSecretName(std::string_view name);
+using ::automan::IsValidSecretName;  // runbook/runbook.h
 
 class SecretStore {
  public:
