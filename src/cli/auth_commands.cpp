@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <functional>
 #include <iostream>
+#include <vector>
 
 #include "audit/verify.h"
 #include "auth/keys.h"
@@ -32,6 +34,21 @@ Result<std::string> NewPassword(const std::string& whose) {
 std::string When(const json::object& o, std::string_view key) {
   const std::string v = Str(o, key);
   return v.empty() ? "-" : v.substr(0, 16);
+}
+
+// The "items" of a list reply: one JSON object per line with `json`, else a table of
+// `header` and a row per item.
+void PrintItems(const json::value& reply, bool json, std::vector<std::string> header,
+                const std::function<std::vector<std::string>(const json::object&)>& row) {
+  std::vector<std::vector<std::string>> rows = {std::move(header)};
+  for (const json::value& v : Arr(Obj(reply).if_contains("items"))) {
+    if (json) {
+      fmt::print("{}\n", json::serialize(v));
+    } else {
+      rows.push_back(row(Obj(v)));
+    }
+  }
+  if (!json) PrintTable(rows);
 }
 
 }  // namespace
@@ -102,21 +119,15 @@ int RunUsers(const UsersOptions& o) {
   if (o.action == "list") {
     auto reply = Call(**c, "GET", "/api/v1/users");
     if (!reply.ok()) return Fail(reply.status());
-    std::vector<std::vector<std::string>> rows = {{"USER", "ROLE", "STATE", "CREATED"}};
-    for (const json::value& u : Arr(Obj(*reply).if_contains("items"))) {
-      const json::object& x = Obj(u);
-      if (o.json) {
-        fmt::print("{}\n", json::serialize(x));
-        continue;
-      }
+    PrintItems(*reply, o.json, {"USER", "ROLE", "STATE", "CREATED"}, [&](const json::object& x) {
       std::string state = Bool(x, "disabled") ? "disabled"
                           : !Str(x, "locked_until").empty()
                               ? "locked until " + When(x, "locked_until")
                           : Bool(x, "must_change_password") ? "must change password"
                                                             : "active";
-      rows.push_back({Str(x, "username"), Str(x, "role"), state, When(x, "created_at")});
-    }
-    if (!o.json) PrintTable(rows);
+      return std::vector<std::string>(
+          {Str(x, "username"), Str(x, "role"), state, When(x, "created_at")});
+    });
     return kExitSuccess;
   }
   if (o.username.empty()) {
@@ -167,20 +178,14 @@ int RunTokens(const TokensOptions& o) {
   if (o.action == "list") {
     auto reply = Call(**c, "GET", std::string("/api/v1/auth/tokens") + (o.all ? "?all=true" : ""));
     if (!reply.ok()) return Fail(reply.status());
-    std::vector<std::vector<std::string>> rows = {
-        {"ID", "NAME", "OWNER", "ROLE", "EXPIRES", "LAST USED", "STATE"}};
-    for (const json::value& t : Arr(Obj(*reply).if_contains("items"))) {
-      const json::object& x = Obj(t);
-      if (o.json) {
-        fmt::print("{}\n", json::serialize(x));
-        continue;
-      }
-      rows.push_back({Str(x, "id"), Str(x, "name"), Str(x, "owner"),
-                      Str(x, "role").empty() ? "(owner's)" : Str(x, "role"), When(x, "expires_at"),
-                      When(x, "last_used_at"),
-                      Str(x, "revoked_at").empty() ? "active" : "revoked"});
-    }
-    if (!o.json) PrintTable(rows);
+    PrintItems(
+        *reply, o.json, {"ID", "NAME", "OWNER", "ROLE", "EXPIRES", "LAST USED", "STATE"},
+        [&](const json::object& x) {
+          return std::vector<std::string>({Str(x, "id"), Str(x, "name"), Str(x, "owner"),
+                                           Str(x, "role").empty() ? "(owner's)" : Str(x, "role"),
+                                           When(x, "expires_at"), When(x, "last_used_at"),
+                                           Str(x, "revoked_at").empty() ? "active" : "revoked"});
+        });
     return kExitSuccess;
   }
   if (o.arg.empty()) {
@@ -223,17 +228,11 @@ int RunSecrets(const SecretsOptions& o) {
   if (o.action == "list") {
     auto reply = Call(**c, "GET", "/api/v1/secrets");
     if (!reply.ok()) return Fail(reply.status());
-    std::vector<std::vector<std::string>> rows = {{"NAME", "UPDATED", "BY", "DESCRIPTION"}};
-    for (const json::value& v : Arr(Obj(*reply).if_contains("items"))) {
-      const json::object& x = Obj(v);
-      if (o.json) {
-        fmt::print("{}\n", json::serialize(x));
-        continue;
-      }
-      rows.push_back(
-          {Str(x, "name"), When(x, "updated_at"), Str(x, "updated_by"), Str(x, "description")});
-    }
-    if (!o.json) PrintTable(rows);
+    PrintItems(
+        *reply, o.json, {"NAME", "UPDATED", "BY", "DESCRIPTION"}, [&](const json::object& x) {
+          return std::vector<std::string>(
+              {Str(x, "name"), When(x, "updated_at"), Str(x, "updated_by"), Str(x, "description")});
+        });
     return kExitSuccess;
   }
   if (o.name.empty()) {
@@ -330,18 +329,12 @@ int RunAudit(const AuditOptions& o) {
   if (o.action == "list") {
     auto reply = Call(**c, "GET", AuditQuery(o, 0, o.limit, "json"));
     if (!reply.ok()) return Fail(reply.status());
-    std::vector<std::vector<std::string>> rows = {
-        {"SEQ", "AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REMOTE"}};
-    for (const json::value& v : Arr(Obj(*reply).if_contains("items"))) {
-      const json::object& x = Obj(v);
-      if (o.json) {
-        fmt::print("{}\n", json::serialize(x));
-        continue;
-      }
-      rows.push_back({Str(x, "seq"), Str(x, "at").substr(0, 19), Str(x, "actor"), Str(x, "action"),
+    PrintItems(*reply, o.json, {"SEQ", "AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REMOTE"},
+               [&](const json::object& x) {
+                 return std::vector<std::string>(
+                     {Str(x, "seq"), Str(x, "at").substr(0, 19), Str(x, "actor"), Str(x, "action"),
                       Str(x, "target"), Str(x, "outcome"), Str(x, "remote")});
-    }
-    if (!o.json) PrintTable(rows);
+               });
     return kExitSuccess;
   }
   // export: every matching entry, page by page, in the chosen format on stdout.
