@@ -68,7 +68,8 @@ json::object Schemas() {
                       {"finished_at", NullableTime()},
                       {"duration_ms", Nullable("integer")},
                       {"error", Nullable("string")},
-                      {"outputs", MapOf(T("string"))}});
+                      {"outputs", MapOf(T("string"))},
+                      {"sandbox", Nullable("string")}});
   s["Run"] = Obj({{"id", T("string")},
                   {"runbook", T("string")},
                   {"runbook_version", T("string")},

@@ -185,8 +185,10 @@ HttpResponse CreateRun(ApiContext& ctx, HttpRequest& req) {
   auto e = ctx.queue.Enqueue(rr->enqueue, [&](StoreTx& tx, const std::vector<Enqueued>& out) {
     if (!out.front().created) return Status::Ok();
     const Run& run = out.front().run;
-    return AuditIn(ctx, tx, req, "run.create", "run/" + run.id, "ok",
-                   json::serialize(json::object{{"runbook", run.runbook_id}}));
+    json::object details{{"runbook", run.runbook_id}};
+    // Opting out of the sandbox is recorded with every run it affects.
+    if (!rr->runbook->sandbox.enabled) details["sandbox"] = "off";
+    return AuditIn(ctx, tx, req, "run.create", "run/" + run.id, "ok", json::serialize(details));
   });
   if (!e.ok()) {
     if (e.status().code() == ErrorCode::kFailedPrecondition && rr->runbook->cooldown) {

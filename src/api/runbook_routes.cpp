@@ -194,10 +194,9 @@ std::optional<CatalogEntry> FindVisible(ApiContext& ctx, const HttpRequest& req,
 // The audit entry of a runbook change. The catalog keeps API runbooks as files, not in the
 // store, so the entry commits right after the change rather than with it.
 void AuditRunbook(ApiContext& ctx, const HttpRequest& req, const std::string& action,
-                  const std::string& id, const std::string& version) {
+                  const std::string& id, const json::object& details) {
   (void)ctx.store.Transact(Store::TxMode::kWrite, [&](StoreTx& tx) {
-    return AuditIn(ctx, tx, req, action, "runbook/" + id, "ok",
-                   json::serialize(json::object{{"version", version}}));
+    return AuditIn(ctx, tx, req, action, "runbook/" + id, "ok", json::serialize(details));
   });
 }
 
@@ -238,8 +237,9 @@ HttpResponse PutRunbook(ApiContext& ctx, HttpRequest& req, bool create) {
   }
   auto e = ctx.catalog.PutApiRunbook(*yaml, create ? "" : req.path_params["id"]);
   if (!e.ok()) return ErrorResponse(e.status());
-  AuditRunbook(ctx, req, create ? "runbook.create" : "runbook.update", e->runbook->id,
-               e->runbook->version);
+  json::object details{{"version", e->runbook->version}};
+  if (!e->runbook->sandbox.enabled) details["sandbox"] = "off";  // an opt-out, on record
+  AuditRunbook(ctx, req, create ? "runbook.create" : "runbook.update", e->runbook->id, details);
   return JsonResponse(create ? 201 : 200, Detail(*e));
 }
 
@@ -251,7 +251,7 @@ HttpResponse DeleteRunbook(ApiContext& ctx, HttpRequest& req) {
   }
   Status s = ctx.catalog.DeleteApiRunbook(id);
   if (!s.ok()) return ErrorResponse(s);
-  AuditRunbook(ctx, req, "runbook.delete", id, "");
+  AuditRunbook(ctx, req, "runbook.delete", id, json::object{{"version", ""}});
   return NoContent();
 }
 

@@ -293,6 +293,7 @@ json::object StepRunJson(const StepRun& s) {
   json::object outs;
   for (const auto& [k, v] : s.outputs) outs[k] = ToValidUtf8(v);
   o["outputs"] = std::move(outs);
+  o["sandbox"] = s.sandbox.empty() ? json::value(nullptr) : json::value(ToValidUtf8(s.sandbox));
   return o;
 }
 

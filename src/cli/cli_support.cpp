@@ -213,4 +213,19 @@ int ExitFor(const Status& s) {
              : kExitFailed;
 }
 
+EngineOptions EngineOptionsFor(const std::string& data_dir,
+                               const std::vector<std::string>& secret_files) {
+  EngineOptions eo;
+  eo.work_root = data_dir + "/work";
+  std::error_code ec;
+  auto absolute = [&ec](const std::string& p) {
+    return std::filesystem::absolute(p, ec).lexically_normal().string();
+  };
+  eo.sandbox.hidden.push_back(absolute(data_dir));
+  for (const auto& f : secret_files) {
+    if (!f.empty()) eo.sandbox.hidden.push_back(absolute(f));
+  }
+  return eo;
+}
+
 }  // namespace automan::cli

@@ -13,6 +13,7 @@
 #include "auth/keys.h"
 #include "cli/commands.h"
 #include "common/status.h"
+#include "engine/engine.h"
 #include "runbook/runbook.h"
 #include "sandbox/supervisor.h"
 #include "store/store.h"
@@ -43,6 +44,12 @@ std::function<bool(std::string_view)> SecretParamsOf(const Runbook& rb);
 // named and the default one does not exist; an error when a file cannot be read.
 Result<std::optional<auth::Keys>> LoadKeysIfPresent(const StoreFlags& store,
                                                     const std::string& key_file);
+
+// The engine options of a command that runs steps with its files in `data_dir`: the work
+// root DATA/work, and a sandbox that hides the data directory and `secret_files` (the key
+// file, config file, TLS key; empty entries ignored) from steps.
+EngineOptions EngineOptionsFor(const std::string& data_dir,
+                               const std::vector<std::string>& secret_files = {});
 
 // A duration flag (`--name text`); prints the problem and returns nullopt when malformed
 // (or zero, unless allow_zero).

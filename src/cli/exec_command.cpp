@@ -138,9 +138,7 @@ int RunExec(const ExecOptions& options) {
     return kExitFailed;
   }
 
-  EngineOptions eo;
-  eo.work_root = options.store.data_dir + "/work";
-  Engine engine(**store, SystemClock(), eo);
+  Engine engine(**store, SystemClock(), EngineOptionsFor(options.store.data_dir));
 
   NewRun how;
   how.trigger = Trigger::kManual;

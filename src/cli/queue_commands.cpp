@@ -67,8 +67,7 @@ int RunWorker(const WorkerOptionsFlags& o) {
   std::optional<secrets::SecretStore> secret_store;
   QueueOptions qo;
   qo.lease = *lease;
-  EngineOptions eo;
-  eo.work_root = o.store.data_dir + "/work";
+  EngineOptions eo = EngineOptionsFor(o.store.data_dir, {o.key_file});
   eo.idle_supervisors = static_cast<size_t>(std::min(o.concurrency, 16));
   if (*keys) {
     qo.sealer = &sealer.emplace((*keys)->params);

@@ -267,8 +267,8 @@ int RunServer(const ServerOptions& o) {
   QueueOptions qo;
   qo.lease = lease;
   qo.sealer = &param_sealer;
-  EngineOptions eo;
-  eo.work_root = c.data + "/work";
+  EngineOptions eo = EngineOptionsFor(c.data, {c.key_file, o.config_file, c.tls_key});
+  eo.sandbox.enabled = c.sandbox;
   eo.idle_supervisors = static_cast<size_t>(std::clamp(c.workers, 1, 16));
   eo.resolve_secrets = [&secret_store](const std::vector<std::string>& names) {
     return secret_store.Resolve(names);
@@ -461,6 +461,11 @@ int RunServer(const ServerOptions& o) {
           fmt::format(R"("url":"{}","store":"{}","runbooks":{},"workers":{},"scheduler":{})",
                       JsonEscape(url), JsonEscape(RedactStoreUrl(st.Describe())),
                       (*catalog)->Snapshot()->size(), c.workers, c.scheduler ? "true" : "false"));
+  if (!c.sandbox) {
+    log.Log(2,
+            "sandbox is disabled (sandbox: false): steps run unconfined, with the server's "
+            "privileges, and can read its data directory and keys");
+  }
   // Tests and scripts read the port from this line when listening on port 0.
   fmt::print("listening on {}\n", url);
   std::fflush(stdout);

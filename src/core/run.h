@@ -145,6 +145,9 @@ struct StepRun {
   std::optional<Timestamp> finished_at;
   std::string error;
   std::map<std::string, std::string> outputs;
+  // What confined the step, in words ("namespaces: mount, PID, IPC, UTS; ..."), or why
+  // nothing did ("none: the runbook sets sandbox: off"); empty before it started.
+  std::string sandbox;
   bool operator==(const StepRun&) const = default;
 };
 

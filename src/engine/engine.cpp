@@ -45,11 +45,13 @@ bool SleepUnlessCancelled(milliseconds d, const CancelSignal& cancel) {
 }
 
 std::string DescribeExit(const StepExit& e) {
+  // For exits and signals, `error` is a sandbox limit that explains them.
+  const std::string why = e.error.empty() ? "" : ": " + e.error;
   switch (e.kind) {
     case StepExit::Kind::kExited:
-      return fmt::format("exited with code {}", e.exit_code);
+      return fmt::format("exited with code {}{}", e.exit_code, why);
     case StepExit::Kind::kSignaled:
-      return fmt::format("killed by signal {}", e.signal);
+      return fmt::format("killed by signal {}{}", e.signal, why);
     case StepExit::Kind::kTimedOut:
       return "timed out";
     case StepExit::Kind::kCancelled:
@@ -280,6 +282,7 @@ class Engine::AttemptRunner {
               : step.cwd[0] == '/' ? step.cwd
                                    : work_dir_ + "/" + step.cwd;
     cmd.kill_grace = e_.options_.kill_grace;
+    cmd.sandbox = SandboxFor();
     auto left = RunTimeLeft();
     bool run_deadline_binds = false;
     cmd.timeout = step.timeout;
@@ -295,6 +298,11 @@ class Engine::AttemptRunner {
 
     StepSink sink(*log_, step.id);
     auto result = supervisor_->RunStep(cmd, sink, cancel_);
+    if (result.ok()) {
+      rec.sandbox = cmd.sandbox           ? result->protections
+                    : rb_.sandbox.enabled ? "none: sandboxing is disabled on this server"
+                                          : "none: the runbook sets sandbox: off";
+    }
     if (!result.ok()) {
       why = "supervisor failed: " + result.status().message();
       SystemLine(step.id, fmt::format("step {} {}", step.id, why));
@@ -354,6 +362,32 @@ class Engine::AttemptRunner {
       }
     }
     return StepVerdict::kSuccess;
+  }
+
+  // How this runbook's steps are confined; unset when they are not.
+  std::optional<SandboxSpec> SandboxFor() const {
+    const EngineSandboxOptions& o = e_.options_.sandbox;
+    const SandboxProfile& p = rb_.sandbox;
+    if (!o.enabled || !p.enabled) return std::nullopt;
+    SandboxSpec sb;
+    sb.private_pids = p.pid != "host";
+    sb.no_network = p.network == "none";
+    sb.writable.reserve(1 + p.writable.size());
+    sb.writable.push_back(work_dir_);
+    sb.writable.insert(sb.writable.end(), p.writable.begin(), p.writable.end());
+    sb.hidden.reserve(1 + o.hidden.size());
+    sb.hidden.push_back(e_.work_dirs_.root());
+    sb.hidden.insert(sb.hidden.end(), o.hidden.begin(), o.hidden.end());
+    sb.run_as = p.run_as;
+    sb.memory_bytes = p.memory.value_or(o.memory_bytes);
+    sb.max_processes = p.processes.value_or(o.max_processes);
+    sb.open_files = p.open_files.value_or(o.open_files);
+    sb.file_size_bytes = p.file_size.value_or(o.file_size_bytes);
+    sb.cpu_seconds =
+        p.cpu_time
+            ? static_cast<uint64_t>(std::chrono::ceil<std::chrono::seconds>(*p.cpu_time).count())
+            : static_cast<uint64_t>(o.cpu_time.count());
+    return sb;
   }
 
   Engine& e_;

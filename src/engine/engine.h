@@ -1,7 +1,8 @@
 // Engine: executes one run of a runbook on this host, recording everything in the store.
 //
 // The engine walks the steps in order. Each step runs under the run's supervisor shim
-// (sandbox/supervisor.h) with a clean environment: an allowlist of the engine's variables
+// (sandbox/supervisor.h), sandboxed by the runbook's profile (EngineSandboxOptions), with a
+// clean environment: an allowlist of the engine's variables
 // (PATH, HOME, USER, LOGNAME, LANG, LC_*, TZ, TMPDIR), the step's `env`, and
 //   AUTOMAN_RUN_ID, AUTOMAN_ATTEMPT, AUTOMAN_RUNBOOK_ID, AUTOMAN_STEP_ID,
 //   AUTOMAN_WORK_DIR, AUTOMAN_OUTPUT, AUTOMAN_PARAM_<NAME>, AUTOMAN_OUT_<STEP>_<KEY>
@@ -34,6 +35,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -47,8 +49,27 @@
 
 namespace automan {
 
+// The sandbox every step runs in unless its runbook says `sandbox: off`
+// (src/sandbox/README.md, docs/runbooks.md#sandbox). Each step's record says what was in
+// force (StepRun::sandbox).
+struct EngineSandboxOptions {
+  // false: no step is sandboxed (for a host that cannot build one, e.g. a server not
+  // running as root); steps record why.
+  bool enabled = true;
+  // Paths steps must not see, besides the work root (always hidden, except each run's own
+  // directory): the data directory, the master key, the config file.
+  std::vector<std::string> hidden;
+  // Limits for what a runbook's profile does not set; 0: none.
+  uint64_t memory_bytes = uint64_t{2} << 30;
+  uint32_t max_processes = 1024;
+  uint64_t open_files = 8192;
+  uint64_t file_size_bytes = uint64_t{16} << 30;
+  std::chrono::seconds cpu_time{4 * 3600};
+};
+
 struct EngineOptions {
   SupervisorOptions supervisor;
+  EngineSandboxOptions sandbox;
   // Shims kept ready between runs (a run takes one from the pool and gives it back), so a
   // short run does not pay for exec'ing a new shim.
   size_t idle_supervisors = 2;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -102,13 +103,20 @@ struct ScheduleSpec {
 };
 
 // `sandbox: off` or `sandbox: {pid: host|private, writable: [paths], network: none|host,
-// run_as: USER}`. Enforced by the sandbox (a later issue).
+// run_as: USER, memory, processes, open_files, file_size, cpu_time}`: how the engine
+// confines the runbook's steps (docs/runbooks.md#sandbox). Unset limits take the server's
+// defaults (EngineOptions::sandbox).
 struct SandboxProfile {
   bool enabled = true;
   std::string pid = "private";
   std::vector<std::string> writable;
   std::string network = "host";
   std::string run_as;
+  std::optional<uint64_t> memory;  // bytes
+  std::optional<uint32_t> processes;
+  std::optional<uint64_t> open_files;
+  std::optional<uint64_t> file_size;  // bytes
+  std::optional<Millis> cpu_time;
 };
 
 struct Runbook {

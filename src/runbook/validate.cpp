@@ -18,6 +18,7 @@
 
 #include "common/clock.h"
 #include "common/duration.h"
+#include "common/size.h"
 #include "runbook/quote.h"
 #include "runbook/runbook.h"
 #include "runbook/yaml_tree.h"
@@ -1093,7 +1094,9 @@ void Validator::Schedules(const YNode& n, Runbook& rb) {
 }
 
 void Validator::Sandbox(const YNode& n, Runbook& rb) {
-  static const std::vector<std::string_view> kKeys = {"pid", "writable", "network", "run_as"};
+  static const std::vector<std::string_view> kKeys = {"pid",        "writable",  "network",
+                                                      "run_as",     "memory",    "processes",
+                                                      "open_files", "file_size", "cpu_time"};
   if (n.IsScalar() && !n.bad) {
     if (n.value == "off") {
       rb.sandbox.enabled = false;
@@ -1104,7 +1107,48 @@ void Validator::Sandbox(const YNode& n, Runbook& rb) {
                      "run_as}");
     return;
   }
-  if (!CheckMap(n, "sandbox", "off or a map {pid, writable, network, run_as}", kKeys)) return;
+  if (!CheckMap(n, "sandbox", "off or a map {pid, writable, network, run_as, ...}", kKeys)) {
+    return;
+  }
+  auto size = [&](const char* key, uint64_t min) -> std::optional<uint64_t> {
+    const YNode* v = Get(n, key);
+    if (v == nullptr) return std::nullopt;
+    const std::string path = std::string("sandbox.") + key;
+    if (!v->IsScalar() || v->bad) {
+      Expected(*v, path, "a size such as 512MiB or 2GiB");
+      return std::nullopt;
+    }
+    auto bytes = ParseByteSize(v->value);
+    if (!bytes.ok()) {
+      Error(v->loc, path + ": " + bytes.status().message());
+      return std::nullopt;
+    }
+    if (*bytes < min) {
+      Error(v->loc, path + ": " + v->value + " is below the minimum of " + FormatBytes(min));
+      return std::nullopt;
+    }
+    return *bytes;
+  };
+  rb.sandbox.memory = size("memory", uint64_t{4} << 20);
+  rb.sandbox.file_size = size("file_size", 4096);
+  if (const YNode* v = Get(n, "processes")) {
+    if (auto i = Int(*v, "sandbox.processes", 2, 1'000'000)) {
+      rb.sandbox.processes = static_cast<uint32_t>(*i);
+    }
+  }
+  if (const YNode* v = Get(n, "open_files")) {
+    if (auto i = Int(*v, "sandbox.open_files", 16, 1 << 20)) {
+      rb.sandbox.open_files = static_cast<uint64_t>(*i);
+    }
+  }
+  if (const YNode* v = Get(n, "cpu_time")) {
+    rb.sandbox.cpu_time = DurationValue(*v, "sandbox.cpu_time", true);
+    if (rb.sandbox.cpu_time && *rb.sandbox.cpu_time < Millis(1000)) {
+      Error(v->loc, "sandbox.cpu_time: " + FormatDuration(*rb.sandbox.cpu_time) +
+                        " is shorter than the 1s minimum");
+      rb.sandbox.cpu_time.reset();
+    }
+  }
   if (const YNode* v = Get(n, "pid")) {
     if (auto s = OneOf(*v, "sandbox.pid", {"host", "private"})) rb.sandbox.pid = *s;
   }

@@ -9,6 +9,8 @@
 
 #include <string>
 
+#include "sandbox/supervisor.h"
+
 namespace automan::sandbox_detail {
 
 // Initialises `attr` (the caller destroys it) so that the child
@@ -19,5 +21,12 @@ namespace automan::sandbox_detail {
 //     sets to SIG_IGN in the child, and exec keeps ignored signals; they are added to the
 //     default set by hand so the child really starts clean.
 void InitCleanSpawnAttr(posix_spawnattr_t* attr);
+
+// The program to execute for cmd.argv[0]: argv[0] itself when it contains a '/', else the
+// first executable regular file in the *step's* PATH (default "/bin:/usr/bin"), as execvp
+// would search but with the step's environment rather than ours; relative PATH entries are
+// relative to `at` (the step's cwd, a directory descriptor, or AT_FDCWD). EACCES wins over
+// ENOENT like execvp. On failure returns false with `*error` saying what was searched.
+bool ResolveProgram(const StepCommand& cmd, int at, std::string* program, std::string* error);
 
 }  // namespace automan::sandbox_detail

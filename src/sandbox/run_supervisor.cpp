@@ -76,9 +76,10 @@ class RunSupervisorImpl final : public RunSupervisor {
   int err_;
   bool reaped_ = false;
   bool hello_seen_ = false;
-  bool in_step_ = false;  // a step was sent and its terminal frame not yet read
-  std::string broken_;    // why the supervisor is unusable; empty while healthy
-  pid_t step_pgid_ = -1;  // the running step's process group, once started
+  bool in_step_ = false;     // a step was sent and its terminal frame not yet read
+  std::string broken_;       // why the supervisor is unusable; empty while healthy
+  pid_t step_pgid_ = -1;     // the running step's process group, once started
+  std::string protections_;  // from kStarted: what the sandbox enforced
   std::vector<char> buf_;
   std::string status_buf_;  // bytes from the shim not yet parsed into frames
 };
@@ -154,27 +155,25 @@ Status RunSupervisorImpl::HandleFrame(const sandbox_detail::FrameHeader& h,
     hello_seen_ = true;
     return Status::Ok();
   }
-  auto int_payload = [&](int32_t* v) -> Status {
-    Result<int32_t> r = sandbox_detail::DecodeInt32(payload);
-    if (!r.ok()) return Fail(ErrorCode::kInternal, "sent a malformed status frame");
-    *v = *r;
-    return Status::Ok();
-  };
+
   StepExit e;
   switch (type) {
     case StatusFrame::kStarted: {
+      // The pid, then what the sandbox enforced (empty when the step is not sandboxed).
+      if (payload.size() < 4) return Fail(ErrorCode::kInternal, "sent a malformed status frame");
       int32_t pid = 0;
-      AUTOMAN_RETURN_IF_ERROR(int_payload(&pid));
+      std::memcpy(&pid, payload.data(), 4);
       step_pgid_ = pid;
+      protections_ = std::string(payload.substr(4));
       return Status::Ok();
     }
     case StatusFrame::kExited:
-      e.kind = StepExit::Kind::kExited;
-      AUTOMAN_RETURN_IF_ERROR(int_payload(&e.exit_code));
-      break;
     case StatusFrame::kSignaled:
-      e.kind = StepExit::Kind::kSignaled;
-      AUTOMAN_RETURN_IF_ERROR(int_payload(&e.signal));
+      // The code or signal, then why, when a sandbox limit explains it.
+      if (payload.size() < 4) return Fail(ErrorCode::kInternal, "sent a malformed status frame");
+      e.kind = type == StatusFrame::kExited ? StepExit::Kind::kExited : StepExit::Kind::kSignaled;
+      std::memcpy(type == StatusFrame::kExited ? &e.exit_code : &e.signal, payload.data(), 4);
+      e.error = std::string(payload.substr(4));
       break;
     case StatusFrame::kTimedOut:
       e.kind = StepExit::Kind::kTimedOut;
@@ -191,6 +190,8 @@ Status RunSupervisorImpl::HandleFrame(const sandbox_detail::FrameHeader& h,
   }
   step_pgid_ = -1;
   in_step_ = false;
+  e.protections = std::move(protections_);
+  protections_.clear();
   *exit = std::move(e);
   return Status::Ok();
 }

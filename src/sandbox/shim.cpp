@@ -23,6 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "common/size.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/jail.h"
 #include "sandbox/posix_util.h"
 #include "sandbox/process_tree.h"
 #include "sandbox/supervisor.h"
@@ -40,8 +43,6 @@ using std::chrono::steady_clock;
 // While killing, the tree is re-scanned this often until every descendant is reaped (a
 // process may fork between a scan and its SIGKILL).
 constexpr milliseconds kKillRescanInterval{20};
-// glibc's execvp default when the environment has no PATH.
-constexpr const char* kDefaultPath = "/bin:/usr/bin";
 
 class Shim {
  public:
@@ -60,6 +61,11 @@ class Shim {
     SteadyTime grace_deadline{};
     SteadyTime next_rescan{};
     bool no_children = false;  // the last waitpid said ECHILD
+    // Sandboxed steps: `main` is the jail's init, which reports the step's own wait status
+    // on this pipe (jail.h).
+    int report_fd = -1;
+    uint64_t oom_kills_before = 0;
+    uint64_t memory_limit = 0;
   };
 
   bool Init();
@@ -86,6 +92,7 @@ class Shim {
   int devnull_ = -1;
   bool engine_gone_ = false;  // EOF on control, a terminating signal or a protocol error
   int exit_code_ = 0;
+  sandbox_detail::StepCgroup cgroup_;  // for sandboxed steps, created on first use
 };
 
 bool Shim::Init() {
@@ -237,11 +244,25 @@ void Shim::HandleStep(std::string_view payload) {
     SendSpawnFailed("invalid step specification: " + cmd.status().message());
     return;
   }
-  std::optional<pid_t> pid = Spawn(*cmd);
-  if (!pid) return;  // reported
-  Send(StatusFrame::kStarted, sandbox_detail::EncodeInt32(*pid));
   Step s;
-  s.main = *pid;
+  if (cmd->sandbox) {
+    s.oom_kills_before = cgroup_.OomKills();
+    s.memory_limit = cmd->sandbox->memory_bytes;
+    Result<sandbox_detail::JailedStep> jailed =
+        sandbox_detail::StartJailed(*cmd, devnull_, cgroup_);
+    if (!jailed.ok()) {
+      SendSpawnFailed(jailed.status().message());
+      return;
+    }
+    s.main = jailed->pid;
+    s.report_fd = jailed->report_fd;
+    Send(StatusFrame::kStarted, sandbox_detail::EncodeInt32(s.main) + jailed->protections);
+  } else {
+    std::optional<pid_t> pid = Spawn(*cmd);
+    if (!pid) return;  // reported
+    s.main = *pid;
+    Send(StatusFrame::kStarted, sandbox_detail::EncodeInt32(s.main));
+  }
   s.grace = cmd->kill_grace;
   if (cmd->timeout) s.deadline = steady_clock::now() + *cmd->timeout;
   Supervise(s);
@@ -261,39 +282,11 @@ std::optional<pid_t> Shim::Spawn(const StepCommand& cmd) {
   }
   const int at = cwd_fd >= 0 ? cwd_fd : AT_FDCWD;
 
-  // argv[0] without '/' is looked up in the step's PATH, as execvp would but with the
-  // step's environment rather than ours. Relative PATH entries are relative to the cwd.
-  std::string program = cmd.argv[0];
-  if (program.find('/') == std::string::npos) {
-    std::string_view path = kDefaultPath;
-    for (const auto& e : cmd.env) {
-      if (e.rfind("PATH=", 0) == 0) path = std::string_view(e).substr(5);
-    }
-    int first_error = ENOENT;
-    bool found = false;
-    for (size_t start = 0; start <= path.size();) {
-      size_t colon = path.find(':', start);
-      if (colon == std::string_view::npos) colon = path.size();
-      std::string_view dir = path.substr(start, colon - start);
-      start = colon + 1;
-      std::string candidate =
-          dir.empty() ? program : std::string(dir) + (dir.back() == '/' ? "" : "/") + program;
-      struct stat st;
-      if (fstatat(at, candidate.c_str(), &st, 0) != 0 || !S_ISREG(st.st_mode)) continue;
-      if (faccessat(at, candidate.c_str(), X_OK, AT_EACCESS) != 0) {
-        first_error = EACCES;  // like execvp: keep looking, report EACCES if nothing runs
-        continue;
-      }
-      program = std::move(candidate);
-      found = true;
-      break;
-    }
-    if (!found) {
-      if (cwd_fd >= 0) close(cwd_fd);
-      SendSpawnFailed("cannot execute '" + cmd.argv[0] + "': " + ErrnoText(first_error) +
-                      " (searched PATH=" + std::string(path) + ")");
-      return std::nullopt;
-    }
+  std::string program;
+  if (std::string error; !sandbox_detail::ResolveProgram(cmd, at, &program, &error)) {
+    if (cwd_fd >= 0) close(cwd_fd);
+    SendSpawnFailed(std::move(error));
+    return std::nullopt;
   }
 
   std::vector<char*> argv;
@@ -436,12 +429,26 @@ void Shim::Supervise(Step& s) {
 }
 
 void Shim::Report(const Step& s) {
+  int status = s.main_status;
+  std::string why;
+  if (s.report_fd >= 0) {
+    // The jail's init reports the step's own status; without it (the init was killed) the
+    // init's status stands.
+    if (std::optional<int> step_status = sandbox_detail::ReadJailedStatus(s.report_fd)) {
+      status = *step_status;
+    }
+    close(s.report_fd);
+    if (s.memory_limit != 0 && cgroup_.OomKills() > s.oom_kills_before) {
+      why = "the sandbox's memory limit of " + FormatBytes(s.memory_limit) +
+            " was reached (killed by the kernel's OOM killer)";
+    }
+  }
   if (s.stop) {
     Send(*s.stop == StepExit::Kind::kTimedOut ? StatusFrame::kTimedOut : StatusFrame::kCancelled);
-  } else if (WIFSIGNALED(s.main_status)) {
-    Send(StatusFrame::kSignaled, sandbox_detail::EncodeInt32(WTERMSIG(s.main_status)));
+  } else if (WIFSIGNALED(status)) {
+    Send(StatusFrame::kSignaled, sandbox_detail::EncodeInt32(WTERMSIG(status)) + why);
   } else {
-    Send(StatusFrame::kExited, sandbox_detail::EncodeInt32(WEXITSTATUS(s.main_status)));
+    Send(StatusFrame::kExited, sandbox_detail::EncodeInt32(WEXITSTATUS(status)) + why);
   }
 }
 

@@ -12,8 +12,9 @@
 //     and reports only once no descendant remains: nothing a step starts outlives it;
 //   - treats EOF on its control pipe (the engine exited or was killed) as cancellation:
 //     it kills the tree and exits.
-// Later issues add namespaces, rlimits and cgroups here (the sandbox), and re-attachment
-// after a daemon restart.
+//   - starts a step that carries a SandboxSpec in a jail of its own making (namespaces, a
+//     read-only view with hidden paths, rlimits, capabilities, a cgroup; jail.h).
+// A later issue adds re-attachment after a daemon restart.
 //
 // The step specification (argv, environment with parameter values and secrets) travels
 // over the control pipe, never on the shim's command line, so it is not visible in
@@ -31,6 +32,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,12 +61,37 @@ class CancelSignal {
   int fd_ = -1;
 };
 
+// How a sandboxed step is confined (src/sandbox/README.md, "The sandbox"). The shim builds
+// it for each step: new mount, IPC and UTS namespaces (PID and network ones as asked), the
+// host's file system read-only with `hidden` paths absent and `writable` paths bound
+// read-write at the same place, a private /tmp and a minimal /dev, no_new_privs, reduced
+// capabilities (or `run_as`), rlimits, and a cgroup with the memory and process limits
+// where the host lets the supervisor create one. 0 means "no limit" for every limit.
+struct SandboxSpec {
+  bool private_pids = true;  // a new PID namespace: the step sees only its own processes
+  bool no_network = false;   // a new network namespace with only loopback
+  // Absolute host paths, bound read-write at the same path. Each must exist. The first is
+  // the run's work directory, the only one that may lie inside a hidden path.
+  std::vector<std::string> writable;
+  // Absolute host paths that do not exist inside (ENOENT), e.g. the server's data
+  // directory; a writable path inside one still appears, alone in a skeleton of its parents.
+  std::vector<std::string> hidden;
+  std::string run_as;         // a user name; empty: the supervisor's user with reduced capabilities
+  uint64_t memory_bytes = 0;  // cgroup memory limit
+  uint32_t max_processes = 0;    // cgroup pids.max (and RLIMIT_NPROC for run_as)
+  uint64_t cpu_seconds = 0;      // RLIMIT_CPU
+  uint64_t open_files = 0;       // RLIMIT_NOFILE
+  uint64_t file_size_bytes = 0;  // RLIMIT_FSIZE
+  bool operator==(const SandboxSpec&) const = default;
+};
+
 struct StepCommand {
   std::vector<std::string> argv;  // argv[0] without a '/' is looked up in the env's PATH
   std::vector<std::string> env;   // the complete environment, "KEY=VALUE"
-  std::string cwd;                // empty: inherit the supervisor's
+  std::string cwd;                // empty: inherit the supervisor's ("/" when sandboxed)
   std::optional<std::chrono::milliseconds> timeout;
   std::chrono::milliseconds kill_grace{5000};  // SIGTERM -> SIGKILL
+  std::optional<SandboxSpec> sandbox;          // unset: the step runs on the host as is
 };
 
 struct StepExit {
@@ -78,7 +105,11 @@ struct StepExit {
   Kind kind = Kind::kExited;
   int exit_code = 0;
   int signal = 0;
+  // kSpawnFailed: why. kExited, kSignaled: set when a sandbox limit explains the end ("the
+  // sandbox's memory limit of 64 MiB was reached ...").
   std::string error;
+  // What the sandbox enforced for this step, in words (empty: not sandboxed or not started).
+  std::string protections;
   bool operator==(const StepExit&) const = default;
 };
 

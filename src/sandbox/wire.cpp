@@ -1,6 +1,8 @@
 #include "sandbox/wire.h"
 
+#include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace automan::sandbox_detail {
 namespace {
@@ -35,6 +37,15 @@ class Reader {
     pos_ += n;
     return true;
   }
+  bool Strings(std::vector<std::string>* v) {
+    uint32_t n = 0;
+    if (!U32(&n) || n > remaining() / 4) return false;
+    v->resize(n);
+    for (auto& s : *v) {
+      if (!String(&s)) return false;
+    }
+    return true;
+  }
   size_t remaining() const { return in_.size() - pos_; }
 
  private:
@@ -48,15 +59,29 @@ class Reader {
   size_t pos_ = 0;
 };
 
-// Every string costs its bytes plus a 4-byte length; the fixed part is the two counts
-// and the two durations.
-constexpr size_t kFixedSpecBytes = 4 + 4 + 4 + 8 + 8;
+// Every string costs its bytes plus a 4-byte length; the fixed part is the two counts,
+// the two durations and the sandbox flag.
+constexpr size_t kFixedSpecBytes = 4 + 4 + 4 + 8 + 8 + 4;
+// The sandbox part: flags, two list counts, run_as's length, five limits.
+constexpr size_t kFixedSandboxBytes = 4 + 4 + 4 + 4 + 5 * 8;
+// Entries of `writable` and `hidden` together.
+constexpr size_t kMaxSandboxPaths = 1024;
 
 size_t EncodedSize(const StepCommand& cmd) {
   size_t n = kFixedSpecBytes + cmd.cwd.size();
   for (const auto& a : cmd.argv) n += 4 + a.size();
   for (const auto& e : cmd.env) n += 4 + e.size();
+  if (cmd.sandbox) {
+    n += kFixedSandboxBytes + cmd.sandbox->run_as.size();
+    for (const auto& p : cmd.sandbox->writable) n += 4 + p.size();
+    for (const auto& p : cmd.sandbox->hidden) n += 4 + p.size();
+  }
   return n;
+}
+
+void PutStrings(std::string& out, const std::vector<std::string>& v) {
+  PutU32(out, static_cast<uint32_t>(v.size()));
+  for (const auto& s : v) PutString(out, s);
 }
 
 bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
@@ -123,6 +148,26 @@ Status ValidateStepCommand(const StepCommand& cmd) {
     return Error(ErrorCode::kInvalidArgument, "kill grace {}ms is outside [0, {}ms]",
                  cmd.kill_grace.count(), kMaxStepDuration.count());
   }
+  if (cmd.sandbox) {
+    const SandboxSpec& sb = *cmd.sandbox;
+    if (sb.writable.size() + sb.hidden.size() > kMaxSandboxPaths) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "sandbox has {} writable and hidden paths; the limit is {}",
+                   sb.writable.size() + sb.hidden.size(), kMaxSandboxPaths);
+    }
+    for (const auto* list : {&sb.writable, &sb.hidden}) {
+      for (const auto& p : *list) {
+        if (p.empty() || p[0] != '/' || HasNul(p)) {
+          return Error(ErrorCode::kInvalidArgument,
+                       "sandbox path \"{}\" is not an absolute path without NUL bytes",
+                       HasNul(p) ? "<with NUL>" : p);
+        }
+      }
+    }
+    if (HasNul(sb.run_as) || sb.run_as.size() > 64) {
+      return Error(ErrorCode::kInvalidArgument, "sandbox run_as is not a user name");
+    }
+  }
   return Status::Ok();
 }
 
@@ -136,6 +181,19 @@ std::string EncodeStepCommand(const StepCommand& cmd) {
   PutString(out, cmd.cwd);
   PutI64(out, cmd.timeout ? static_cast<int64_t>(cmd.timeout->count()) : -1);
   PutI64(out, static_cast<int64_t>(cmd.kill_grace.count()));
+  PutU32(out, cmd.sandbox ? 1 : 0);
+  if (cmd.sandbox) {
+    const SandboxSpec& sb = *cmd.sandbox;
+    PutU32(out, (sb.private_pids ? 1u : 0u) | (sb.no_network ? 2u : 0u));
+    PutStrings(out, sb.writable);
+    PutStrings(out, sb.hidden);
+    PutString(out, sb.run_as);
+    PutI64(out, static_cast<int64_t>(sb.memory_bytes));
+    PutI64(out, static_cast<int64_t>(sb.max_processes));
+    PutI64(out, static_cast<int64_t>(sb.cpu_seconds));
+    PutI64(out, static_cast<int64_t>(sb.open_files));
+    PutI64(out, static_cast<int64_t>(sb.file_size_bytes));
+  }
   return out;
 }
 
@@ -164,7 +222,32 @@ Result<StepCommand> DecodeStepCommand(std::string_view payload) {
   }
   int64_t timeout_ms = 0;
   int64_t grace_ms = 0;
-  if (!r.String(&cmd.cwd) || !r.I64(&timeout_ms) || !r.I64(&grace_ms)) return truncated();
+  uint32_t has_sandbox = 0;
+  if (!r.String(&cmd.cwd) || !r.I64(&timeout_ms) || !r.I64(&grace_ms) || !r.U32(&has_sandbox) ||
+      has_sandbox > 1) {
+    return truncated();
+  }
+  if (has_sandbox == 1) {
+    SandboxSpec sb;
+    uint32_t flags = 0;
+    if (!r.U32(&flags) || flags > 3 || !r.Strings(&sb.writable) || !r.Strings(&sb.hidden) ||
+        !r.String(&sb.run_as)) {
+      return truncated();
+    }
+    sb.private_pids = (flags & 1u) != 0;
+    sb.no_network = (flags & 2u) != 0;
+    int64_t limits[5];
+    for (int64_t& v : limits) {
+      if (!r.I64(&v) || v < 0) return truncated();
+    }
+    if (limits[1] > static_cast<int64_t>(UINT32_MAX)) return truncated();
+    sb.memory_bytes = static_cast<uint64_t>(limits[0]);
+    sb.max_processes = static_cast<uint32_t>(limits[1]);
+    sb.cpu_seconds = static_cast<uint64_t>(limits[2]);
+    sb.open_files = static_cast<uint64_t>(limits[3]);
+    sb.file_size_bytes = static_cast<uint64_t>(limits[4]);
+    cmd.sandbox = std::move(sb);
+  }
   if (r.remaining() != 0) {
     return Error(ErrorCode::kInvalidArgument, "step specification has {} trailing bytes",
                  r.remaining());

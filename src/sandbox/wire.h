@@ -4,12 +4,16 @@
 // Frames, both directions, on one AF_UNIX stream socket: a header of two native-endian
 // uint32 (type, payload length) followed by the payload. Engine -> shim: kRunStep (an
 // encoded StepCommand) and kCancel (empty). Shim -> engine: kHello (protocol version, sent
-// once at start), then per step kStarted (the step's pid, which is also its process group)
-// followed by exactly one terminal frame: kExited (exit code), kSignaled (signal),
-// kTimedOut, kCancelled (empty) or kSpawnFailed (error text).
+// once at start), then per step kStarted (the step's pid, which is also its process group,
+// then the text of what the sandbox enforced) followed by exactly one terminal frame:
+// kExited (exit code) or kSignaled (signal), each followed by optional text (a sandbox
+// limit that explains the end), kTimedOut, kCancelled (empty) or kSpawnFailed (error text).
 //
 // StepCommand payload: u32 argc, argc strings, u32 envc, envc strings, string cwd,
-// i64 timeout in ms (-1: none), i64 kill grace in ms; a string is a u32 length and bytes.
+// i64 timeout in ms (-1: none), i64 kill grace in ms, u32 sandbox (0 or 1) and when 1:
+// u32 flags (1: private pids, 2: no network), u32 count + writable strings, u32 count +
+// hidden strings, string run_as, i64 memory, processes, cpu seconds, open files, file size;
+// a string is a u32 length and bytes.
 // Decoding checks every length against the remaining input and the result against
 // ValidateStepCommand, so a corrupt payload is rejected, never over-read.
 //
@@ -31,7 +35,7 @@ inline constexpr int kShimStdoutFd = 4;   // write end of the run's stdout pipe
 inline constexpr int kShimStderrFd = 5;   // write end of the run's stderr pipe
 inline constexpr int kShimFirstFreeFd = 6;
 
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;
 
 enum class ControlFrame : uint32_t { kRunStep = 1, kCancel = 2 };
 enum class StatusFrame : uint32_t {

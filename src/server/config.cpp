@@ -95,6 +95,8 @@ const std::vector<Row>& Rows() {
       Bool("metrics_public", &C::metrics_public, "serve /metrics without authentication"),
       Integer("workers", &C::workers, 0, 256, "executor threads of the in-process worker pool"),
       Bool("scheduler", &C::scheduler, "run the schedule loop"),
+      Bool("sandbox", &C::sandbox,
+           "run steps in the sandbox (false: steps run unconfined; for hosts without root)"),
       Dur("lease", &C::lease, 1000, "lease of a claimed run, renewed by heartbeats"),
       Dur("grace", &C::grace, 0, "shutdown grace for running steps"),
       Integer("max_body_bytes", &C::max_body_bytes, 1 << 10, 1 << 30, "request body limit"),

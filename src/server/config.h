@@ -37,6 +37,7 @@ struct ServerConfig {
   bool metrics_public = false;
   int workers = 4;            // executor threads of the in-process worker pool (0: no worker)
   bool scheduler = true;      // run the schedule loop
+  bool sandbox = true;        // sandbox steps (false: only for hosts that cannot; audited)
   std::string lease = "30s";  // durations as text, validated with ParseDuration
   std::string grace = "30s";  // shutdown grace for running steps
   int64_t max_body_bytes = 8 << 20;     // request body limit

@@ -277,12 +277,19 @@ class ApiFixture : public ::testing::Test {
   void SetUp() override {
     std::filesystem::create_directories(RunbookDir());
     WriteFile(RunbookDir() + "/lines.yaml", kLinesYaml);
-    WriteFile(RunbookDir() + "/gated.yaml", kGatedYaml);
+    // The gate file lives in GateDir(), the one host path the gated runbook's sandbox lets
+    // its step see besides its work directory.
+    std::filesystem::create_directories(GateDir());
+    WriteFile(RunbookDir() + "/gated.yaml",
+              std::string(kGatedYaml) + "sandbox: {writable: [" + GateDir() + "]}\n");
     WriteFile(RunbookDir() + "/sleeper.yaml", kSleeperYaml);
     WriteFile(RunbookDir() + "/always-fails.yaml", kAlwaysFailsYaml);
     WriteFile(RunbookDir() + "/form.yaml", kFormYaml);
     WriteFile(RunbookDir() + "/twostep.yaml", kTwoStepYaml);
   }
+  std::string GateDir() const { return dir_.File("gates"); }
+  std::string Gate() const { return dir_.File("gates/gate"); }
+
   void TearDown() override {
     client_.reset();
     if (server_) server_->Stop();

@@ -1235,7 +1235,7 @@ TEST_F(ApiE2eTest, MetricsExposeRequestsAndRunsAndPassPromtool) {
 
 TEST_F(ApiE2eTest, SigtermLetsARunningStepFinishThenExitsZero) {
   StartServer({"--grace", "30s"});
-  const std::string gate = dir_.File("gate");
+  const std::string gate = Gate();
   const std::string id = S(CreateRun("gated", {{"n", 2}, {"m", 3}, {"gate", gate}}), "id");
   WaitRun(id, "RUNNING");
   ASSERT_EQ(http().Get("/readyz").status, 200);

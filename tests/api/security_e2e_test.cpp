@@ -222,7 +222,7 @@ TEST_F(SecurityE2eTest, CustomRolesFromTheRolesFileAreEnforced) {
 
 TEST_F(SecurityE2eTest, StreamTicketsOpenAStreamOnceAndRevocationEndsIt) {
   StartServer();
-  const std::string gate = dir_.File("gate");
+  const std::string gate = Gate();
   json::object run = CreateRun("gated", json::object{{"gate", gate}});
   const std::string id = S(run, "id");
   // A ticket for this run opens its stream without any header, once.

@@ -75,7 +75,7 @@ std::vector<std::string> GatedTexts(int n, int m) {
 
 TEST_F(StreamE2eTest, SseDeliversLogLinesLiveAndEndsWithEnd) {
   StartServer();
-  const std::string gate = dir_.File("gate");
+  const std::string gate = Gate();
   const std::string id = S(CreateRun("gated", {{"n", 5}, {"m", 5}, {"gate", gate}}), "id");
   SseReader sse(port(), "/api/v1/runs/" + id + "/stream");
   ASSERT_TRUE(sse.ok()) << sse.head().Describe();
@@ -110,7 +110,7 @@ TEST_F(StreamE2eTest, SseDeliversLogLinesLiveAndEndsWithEnd) {
 
 TEST_F(StreamE2eTest, SseResumesWithLastEventIdWithoutGapOrDuplicate) {
   StartServer();
-  const std::string gate = dir_.File("gate");
+  const std::string gate = Gate();
   const int n = 40, m = 3000;
   const std::string id = S(CreateRun("gated", {{"n", n}, {"m", m}, {"gate", gate}}), "id");
   std::vector<LogEv> logs;
@@ -166,7 +166,7 @@ WsEv ParseWs(const std::string& msg) {
 
 TEST_F(StreamE2eTest, WebSocketStreamsAndResumesWithLastEventIdQuery) {
   StartServer();
-  const std::string gate = dir_.File("gate");
+  const std::string gate = Gate();
   const int n = 30, m = 500;
   const std::string id = S(CreateRun("gated", {{"n", n}, {"m", m}, {"gate", gate}}), "id");
   std::vector<LogEv> logs;

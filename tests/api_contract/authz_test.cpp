@@ -477,6 +477,35 @@ TEST_F(AuthzTest, PrivilegedActionsAreAuditedInAVerifiableChain) {
   EXPECT_NE(csv.body.find("run.create"), std::string::npos);
 }
 
+// Opting a runbook out of the sandbox is explicit and on record: the runbook's creation
+// and every run of it say "sandbox": "off" in the audit trail.
+TEST_F(AuthzTest, SandboxOffIsAuditedWithTheRunbookAndItsRuns) {
+  api::HttpResponse made = api_->Call(
+      "POST", "/api/v1/runbooks",
+      "id: unconfined\nsandbox: off\nsteps:\n  - id: s\n    shell: \"true\"\n",
+      {{"Authorization", Bearer(tokens_.at("admin"))}, {"Content-Type", "application/yaml"}});
+  ASSERT_EQ(made.status, 201) << made.body;
+  api::HttpResponse run = As("admin", "POST", "/api/v1/runs", R"({"runbook":"unconfined"})");
+  ASSERT_EQ(run.status, 201) << run.body;
+  api::HttpResponse confined = As("admin", "POST", "/api/v1/runs", R"({"runbook":"diag"})");
+  ASSERT_EQ(confined.status, 201) << confined.body;
+  api::HttpResponse list = As("admin", "GET", "/api/v1/audit?limit=1000");
+  ASSERT_EQ(list.status, 200) << list.body;
+  std::map<std::string, std::string> details_of;  // target -> details
+  const json::value entries = json::parse(list.body);
+  for (const json::value& v : entries.at("items").as_array()) {
+    details_of[std::string(v.at("target").as_string())] = json::serialize(v.at("details"));
+  }
+  const std::string run_id(json::parse(run.body).at("id").as_string());
+  const std::string confined_id(json::parse(confined.body).at("id").as_string());
+  EXPECT_NE(details_of["runbook/unconfined"].find(R"("sandbox":"off")"), std::string::npos)
+      << details_of["runbook/unconfined"];
+  EXPECT_NE(details_of["run/" + run_id].find(R"("sandbox":"off")"), std::string::npos)
+      << details_of["run/" + run_id];
+  EXPECT_EQ(details_of["run/" + confined_id].find("sandbox"), std::string::npos)
+      << details_of["run/" + confined_id];
+}
+
 TEST_F(AuthzTest, EveryResponseCarriesTheSecurityHeaders) {
   for (const std::string target : {"/healthz", "/api/v1/runs", "/nope"}) {
     api::HttpResponse r = api_->Call("GET", target);

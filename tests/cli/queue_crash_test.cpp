@@ -4,10 +4,10 @@
 // queue.
 //
 // Each test works in its own temp dir: a SQLite data dir, the runbooks it writes, and the
-// side-effect file `effects`, to which every step appends "$AUTOMAN_RUN_ID $AUTOMAN_ATTEMPT"
-// before doing anything else; the lines count executions per (run, attempt). Workers run
-// with a short lease (1 s, rescue scan every 500 ms) and poll every 200 ms. Results are read
-// through the store API, never inferred from timing: every wait polls a condition with a
+// side-effect file `effects.d/effects`, to which every step appends "$AUTOMAN_RUN_ID
+// $AUTOMAN_ATTEMPT" before doing anything else; the lines count executions per (run, attempt).
+// Workers run with a short lease (1 s, rescue scan every 500 ms) and poll every 200 ms. Results are
+// read through the store API, never inferred from timing: every wait polls a condition with a
 // deadline, and the measured times are printed.
 #include <dirent.h>
 #include <fcntl.h>
@@ -22,6 +22,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -78,12 +79,17 @@ using testing::WaitFor;
 class QueueCrashTest : public ::testing::Test {
  protected:
   std::string Data() const { return dir_.File("data"); }
+  std::string EffectsDir() const { return dir_.File("effects.d"); }
+  std::string EffectsFile() const { return dir_.File("effects.d/effects"); }
 
   // A runbook whose one step records its execution and then runs `body` (shell lines).
   std::string WriteRunbook(const std::string& id, const std::string& body,
                            const std::string& top = "") {
-    std::string yaml = "id: " + id + "\n" + top + "steps:\n  - id: work\n    shell: |\n";
-    yaml += "      echo \"$AUTOMAN_RUN_ID $AUTOMAN_ATTEMPT\" >> '" + dir_.File("effects") + "'\n";
+    // The sandbox lets the step append to the effects file, and nothing else outside.
+    std::filesystem::create_directories(EffectsDir());
+    std::string yaml = "id: " + id + "\n" + top + "sandbox: {writable: [" + EffectsDir() +
+                       "]}\nsteps:\n  - id: work\n    shell: |\n";
+    yaml += "      echo \"$AUTOMAN_RUN_ID $AUTOMAN_ATTEMPT\" >> '" + EffectsFile() + "'\n";
     std::stringstream lines(body);
     std::string line;
     while (std::getline(lines, line)) yaml += "      " + line + "\n";
@@ -182,7 +188,7 @@ class QueueCrashTest : public ::testing::Test {
   // Executions recorded by the steps: (run id, attempt) -> how many times.
   std::map<std::pair<std::string, int>, int> Effects() {
     std::map<std::pair<std::string, int>, int> out;
-    std::stringstream in(ReadFile(dir_.File("effects")));
+    std::stringstream in(ReadFile(EffectsFile()));
     std::string id;
     int attempt = 0;
     while (in >> id >> attempt) out[{id, attempt}]++;

@@ -73,11 +73,16 @@ const std::pair<const char*, const char*> kRunbooks[] = {
 class ClientCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* d : {"home", "runbooks", "cwd"}) {
+    for (const char* d : {"home", "runbooks", "cwd", "flags"}) {
       std::filesystem::create_directories(dir_.File(d));
     }
     for (const auto& [name, yaml] : kRunbooks) {
-      WriteFile(dir_.File(std::string("runbooks/") + name + ".yaml"), yaml);
+      std::string text = yaml;
+      // The waiter's sandbox lets it see the flag the test creates on the host.
+      if (std::string_view(name) == "waiter") {
+        text += "sandbox: {writable: [" + dir_.File("flags") + "]}\n";
+      }
+      WriteFile(dir_.File(std::string("runbooks/") + name + ".yaml"), text);
     }
   }
   void TearDown() override {
@@ -312,7 +317,7 @@ TEST_F(ClientCliTest, LogsPagesThroughEveryLine) {
 
 TEST_F(ClientCliTest, LogsFollowPrintsNewLinesUntilTheRunEnds) {
   StartServer();
-  const std::string flag = dir_.File("go");
+  const std::string flag = dir_.File("flags/go");
   Output started = Api("run waiter -p flag=" + flag);
   ASSERT_EQ(started.exit_code, 0) << started.err;
   const std::string id = Lines(started.out).at(0);

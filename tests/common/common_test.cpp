@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/duration.h"
 #include "common/ids.h"
+#include "common/size.h"
 #include "common/status.h"
 #include "core/run.h"
 
@@ -198,6 +199,40 @@ TEST(RunModel, StatusNamesExitCodesAndTerminality) {
   }
   EXPECT_EQ(ParseLogStream("stderr"), LogStream::kStderr);
   EXPECT_EQ(ParseStepStatus("SKIPPED"), StepStatus::kSkipped);
+}
+
+}  // namespace
+}  // namespace automan
+
+namespace automan {
+namespace {
+
+TEST(ByteSize, ParsesBinaryUnits) {
+  EXPECT_EQ(*ParseByteSize("4096"), 4096u);
+  EXPECT_EQ(*ParseByteSize("64MiB"), uint64_t{64} << 20);
+  EXPECT_EQ(*ParseByteSize("64M"), uint64_t{64} << 20);
+  EXPECT_EQ(*ParseByteSize("2GiB"), uint64_t{2} << 30);
+  EXPECT_EQ(*ParseByteSize("512K"), uint64_t{512} << 10);
+  EXPECT_EQ(*ParseByteSize("1024TiB"), uint64_t{1} << 50);
+}
+
+TEST(ByteSize, RejectsWhatItCannotRead) {
+  EXPECT_THAT(ParseByteSize("64MB").status().message(),
+              ::testing::HasSubstr("unknown unit \"MB\" in \"64MB\""));
+  EXPECT_THAT(ParseByteSize("").status().message(), ::testing::HasSubstr("is not a size"));
+  EXPECT_THAT(ParseByteSize("-1").status().message(), ::testing::HasSubstr("is not a size"));
+  EXPECT_THAT(ParseByteSize("1025TiB").status().message(), ::testing::HasSubstr("too large"));
+  EXPECT_THAT(ParseByteSize("99999999999999999999").status().message(),
+              ::testing::HasSubstr("too large"));
+  EXPECT_FALSE(ParseByteSize("1.5GiB").ok());
+}
+
+TEST(ByteSize, FormatsWithTheLargestExactUnit) {
+  EXPECT_EQ(FormatBytes(uint64_t{64} << 20), "64 MiB");
+  EXPECT_EQ(FormatBytes(1536), "1536 bytes");
+  EXPECT_EQ(FormatBytes(uint64_t{3} << 10), "3 KiB");
+  EXPECT_EQ(FormatBytes(uint64_t{16} << 30), "16 GiB");
+  EXPECT_EQ(FormatBytes(0), "0 bytes");
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 """Writes the seed corpus of step_command_fuzz: kRunStep payloads (see src/sandbox/wire.h).
 
 Payload: u32 argc, argc strings, u32 envc, envc strings, string cwd, i64 timeout ms (-1: none),
-i64 kill grace ms; a string is a u32 length and its bytes. Native endianness, which is
+i64 kill grace ms, u32 sandbox (0/1) and when 1: u32 flags (1 private pids, 2 no network),
+u32 count + writable strings, u32 count + hidden strings, string run_as, i64 memory,
+processes, cpu seconds, open files, file size; a string is a u32 length and its bytes. Native endianness, which is
 little-endian on every platform the project builds for.
 
 Run from anywhere: python3 tests/fuzz/make_step_command_corpus.py
@@ -28,10 +30,17 @@ def string(s):
     return u32(len(b)) + b
 
 
-def cmd(argv, env=(), cwd="", timeout=-1, grace=5000):
+def sandbox(flags=1, writable=(), hidden=(), run_as="", limits=(0, 0, 0, 0, 0)):
+    out = u32(1) + u32(flags)
+    out += u32(len(writable)) + b"".join(string(w) for w in writable)
+    out += u32(len(hidden)) + b"".join(string(h) for h in hidden)
+    return out + string(run_as) + b"".join(i64(v) for v in limits)
+
+
+def cmd(argv, env=(), cwd="", timeout=-1, grace=5000, sb=None):
     out = u32(len(argv)) + b"".join(string(a) for a in argv)
     out += u32(len(env)) + b"".join(string(e) for e in env)
-    return out + string(cwd) + i64(timeout) + i64(grace)
+    return out + string(cwd) + i64(timeout) + i64(grace) + (sb if sb is not None else u32(0))
 
 
 TYPICAL = cmd(["/bin/sh", "-c", "echo hi"],
@@ -44,6 +53,17 @@ SEEDS = {
     "valid-limits": cmd(["x"], timeout=MAX_DURATION_MS, grace=MAX_DURATION_MS),
     "valid-zero-timeout-grace": cmd(["x"], timeout=0, grace=0),
     "valid-odd-strings": cmd(["prog", "", "caf\u00e9", "a=b"], ["A=", "K=a=b", "E=\u00ff"], "/"),
+    "valid-sandbox-default": cmd(["true"], sb=sandbox()),
+    "valid-sandbox-typical": cmd(["/bin/sh", "-c", "echo hi"], ["PATH=/usr/bin:/bin"], "/w",
+                                 sb=sandbox(3, ["/var/lib/automan/work/w-1", "/var/log/app"],
+                                            ["/var/lib/automan"], "nobody",
+                                            (64 << 20, 32, 90, 256, 1 << 30))),
+    "err-sandbox-flag": cmd(["x"], sb=u32(2)),
+    "err-sandbox-flags-unknown": cmd(["x"], sb=sandbox(flags=4)),
+    "err-sandbox-relative-path": cmd(["x"], sb=sandbox(writable=["relative"])),
+    "err-sandbox-negative-limit": cmd(["x"], sb=sandbox(limits=(-1, 0, 0, 0, 0))),
+    "err-sandbox-processes-huge": cmd(["x"], sb=sandbox(limits=(0, 2**32, 0, 0, 0))),
+    "err-sandbox-truncated": cmd(["x"], sb=sandbox(hidden=["/data"]))[:-9],
     # Framing errors: truncated, trailing, impossible counts and lengths.
     "err-empty": b"",
     "err-truncated-count": b"\x01\x00\x00",

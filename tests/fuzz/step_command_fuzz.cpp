@@ -24,7 +24,7 @@ namespace {
 
 bool Equal(const automan::StepCommand& a, const automan::StepCommand& b) {
   return a.argv == b.argv && a.env == b.env && a.cwd == b.cwd && a.timeout == b.timeout &&
-         a.kill_grace == b.kill_grace;
+         a.kill_grace == b.kill_grace && a.sandbox == b.sandbox;
 }
 
 }  // namespace

@@ -96,6 +96,11 @@ sandbox:
   writable: [/var/tmp/web, /srv]
   network: none
   run_as: nobody
+  memory: 512MiB
+  processes: 64
+  open_files: 256
+  file_size: 1G
+  cpu_time: 90s
 )";
 
 TEST(ParseRunbook, FullRunbookWithEveryKey) {
@@ -208,6 +213,11 @@ TEST(ParseRunbook, FullRunbookWithEveryKey) {
   EXPECT_EQ(rb.sandbox.writable, (std::vector<std::string>{"/var/tmp/web", "/srv"}));
   EXPECT_EQ(rb.sandbox.network, "none");
   EXPECT_EQ(rb.sandbox.run_as, "nobody");
+  EXPECT_EQ(rb.sandbox.memory, uint64_t{512} << 20);
+  EXPECT_EQ(rb.sandbox.processes, 64u);
+  EXPECT_EQ(rb.sandbox.open_files, 256u);
+  EXPECT_EQ(rb.sandbox.file_size, uint64_t{1} << 30);
+  EXPECT_EQ(rb.sandbox.cpu_time, Millis(90'000));
 
   EXPECT_EQ(rb.source, "t.yaml");
   EXPECT_EQ(rb.yaml, kFull);
@@ -1105,6 +1115,26 @@ const ErrorCase kErrorCases[] = {
      2,
      19,
      {"sandbox.run_as: \"root user\" is not a user name"}},
+    {"SandboxMemoryUnit",
+     "id: a\nsandbox: {memory: 64MB}\n" STEPS,
+     2,
+     19,
+     {"sandbox.memory: unknown unit \"MB\" in \"64MB\"; use KiB, MiB, GiB or TiB"}},
+    {"SandboxMemoryTooSmall",
+     "id: a\nsandbox: {memory: 1MiB}\n" STEPS,
+     2,
+     19,
+     {"sandbox.memory: 1MiB is below the minimum of 4 MiB"}},
+    {"SandboxProcessesRange",
+     "id: a\nsandbox: {processes: 1}\n" STEPS,
+     2,
+     22,
+     {"sandbox.processes: 1 is out of range; write an integer from 2 to 1000000"}},
+    {"SandboxCpuTimeShort",
+     "id: a\nsandbox: {cpu_time: 500ms}\n" STEPS,
+     2,
+     21,
+     {"sandbox.cpu_time: 500ms is shorter than the 1s minimum"}},
     {"SandboxUnknownKey",
      "id: a\nsandbox: {net: none}\n" STEPS,
      2,

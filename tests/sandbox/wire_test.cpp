@@ -26,6 +26,24 @@ void ExpectSame(const StepCommand& a, const StepCommand& b) {
   EXPECT_EQ(a.cwd, b.cwd);
   EXPECT_EQ(a.timeout, b.timeout);
   EXPECT_EQ(a.kill_grace, b.kill_grace);
+  EXPECT_EQ(a.sandbox, b.sandbox);
+}
+
+StepCommand SandboxedSample() {
+  StepCommand cmd = Sample();
+  SandboxSpec sb;
+  sb.private_pids = false;
+  sb.no_network = true;
+  sb.writable = {"/var/lib/automan/work/w-1", "/var/log/app"};
+  sb.hidden = {"/var/lib/automan", "/etc/automan/config.yaml"};
+  sb.run_as = "nobody";
+  sb.memory_bytes = uint64_t{64} << 20;
+  sb.max_processes = 32;
+  sb.cpu_seconds = 90;
+  sb.open_files = 256;
+  sb.file_size_bytes = uint64_t{1} << 30;
+  cmd.sandbox = sb;
+  return cmd;
 }
 
 TEST(WireTest, StepCommandRoundTrips) {
@@ -43,8 +61,32 @@ TEST(WireTest, StepCommandRoundTrips) {
   ExpectSame(cmd, *back);
 }
 
+TEST(WireTest, SandboxSpecRoundTrips) {
+  StepCommand cmd = SandboxedSample();
+  ASSERT_TRUE(ValidateStepCommand(cmd).ok());
+  Result<StepCommand> back = DecodeStepCommand(EncodeStepCommand(cmd));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ExpectSame(cmd, *back);
+  cmd.sandbox = SandboxSpec{};  // defaults: private PIDs, nothing else
+  back = DecodeStepCommand(EncodeStepCommand(cmd));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ExpectSame(cmd, *back);
+}
+
+TEST(WireTest, SandboxPathsMustBeAbsolute) {
+  StepCommand cmd = SandboxedSample();
+  cmd.sandbox->writable.push_back("relative/path");
+  Status s = ValidateStepCommand(cmd);
+  EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("\"relative/path\" is not an absolute path"), std::string::npos)
+      << s.message();
+  cmd = SandboxedSample();
+  cmd.sandbox->hidden.push_back(std::string("/a\0b", 4));
+  EXPECT_EQ(ValidateStepCommand(cmd).code(), ErrorCode::kInvalidArgument);
+}
+
 TEST(WireTest, EveryTruncationIsRejected) {
-  std::string payload = EncodeStepCommand(Sample());
+  std::string payload = EncodeStepCommand(SandboxedSample());
   for (size_t n = 0; n < payload.size(); ++n) {
     Result<StepCommand> r = DecodeStepCommand(std::string_view(payload).substr(0, n));
     ASSERT_FALSE(r.ok()) << "prefix of " << n << " bytes accepted";

@@ -464,21 +464,21 @@ TEST_F(ServerConfigTest, KeysTableMatchesTheDocumentedFlagsAndVariables) {
     envs.push_back(k.env);
     EXPECT_FALSE(k.help.empty()) << k.name;
   }
-  EXPECT_THAT(flags,
-              ElementsAre("--listen", "--data", "--db", "--runbooks", "--tls-cert", "--tls-key",
-                          "--metrics-public", "--workers", "--no-scheduler", "--lease", "--grace",
-                          "--max-body-bytes", "--request-timeout", "--max-streams",
-                          "--max-streams-per-subject", "--log-level", "--access-log", "--key-file",
-                          "--roles-file", "--trusted-proxies", "--allowed-origins",
-                          "--api-rate-limit", "--session-idle", "--session-lifetime"));
+  EXPECT_THAT(flags, ElementsAre("--listen", "--data", "--db", "--runbooks", "--tls-cert",
+                                 "--tls-key", "--metrics-public", "--workers", "--no-scheduler",
+                                 "--no-sandbox", "--lease", "--grace", "--max-body-bytes",
+                                 "--request-timeout", "--max-streams", "--max-streams-per-subject",
+                                 "--log-level", "--access-log", "--key-file", "--roles-file",
+                                 "--trusted-proxies", "--allowed-origins", "--api-rate-limit",
+                                 "--session-idle", "--session-lifetime"));
   EXPECT_EQ(envs.front(), "AUTOMAN_LISTEN");
   EXPECT_EQ(envs.at(4), "AUTOMAN_TLS_CERT");
-  const auto& lease = ServerConfigKeys().at(9);
+  const auto& lease = ServerConfigKeys().at(10);
   EXPECT_EQ(lease.name, "lease");
   EXPECT_EQ(lease.type, ConfigType::kDuration);
   EXPECT_EQ(lease.default_value, "30s");
-  EXPECT_EQ(ServerConfigKeys().at(11).default_value, "8388608");
-  EXPECT_EQ(ServerConfigKeys().at(15).choices, "debug|info|warn|error");
+  EXPECT_EQ(ServerConfigKeys().at(12).default_value, "8388608");
+  EXPECT_EQ(ServerConfigKeys().at(16).choices, "debug|info|warn|error");
 }
 
 }  // namespace

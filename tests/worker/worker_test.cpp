@@ -422,8 +422,13 @@ TEST_F(WorkerTest, EngineExecutorRunsRunbooksEndToEnd) {
   eo.kill_grace = milliseconds(300);
   Engine engine(*store_, SystemClock(), eo, QueueOptions{.lease = kLease});
   EngineExecutor executor(engine);
+  // The steps write outside their work directory, into a path their sandbox lets them.
+  std::filesystem::create_directories(dir_.File("out"));
   const std::string step =
       "params:\n  out: {type: string}\n"
+      "sandbox: {writable: [" +
+      dir_.File("out") +
+      "]}\n"
       "steps:\n  - id: note\n    shell: echo \"$AUTOMAN_RUN_ID $AUTOMAN_ATTEMPT\" >> "
       "\"$AUTOMAN_PARAM_OUT\"";
   Runbook ok = Parse("id: ok\n" + step + "\n");
@@ -439,20 +444,20 @@ TEST_F(WorkerTest, EngineExecutorRunsRunbooksEndToEnd) {
     EXPECT_TRUE(e.ok()) << e.status().ToString();
     return e.ok() ? e->run.id : std::string();
   };
-  const std::string ok_id = enqueue(ok, dir_.File("ok.txt"));
-  const std::string flaky_id = enqueue(flaky, dir_.File("flaky.txt"));
+  const std::string ok_id = enqueue(ok, dir_.File("out/ok.txt"));
+  const std::string flaky_id = enqueue(flaky, dir_.File("out/flaky.txt"));
   RunningWorker w(engine.queue(), executor, Options("worker:engine", 2));
   ASSERT_TRUE(Eventually(
       [&] { return IsTerminal(Get(ok_id).status) && IsTerminal(Get(flaky_id).status); }));
   ASSERT_OK_STATUS(w.Stop());
   Run okr = Get(ok_id);
   EXPECT_EQ(okr.status, RunStatus::kSuccess) << okr.error;
-  EXPECT_EQ(ReadFile(dir_.File("ok.txt")), ok_id + " 1\n");
+  EXPECT_EQ(ReadFile(dir_.File("out/ok.txt")), ok_id + " 1\n");
   Run fr = Get(flaky_id);
   EXPECT_EQ(fr.status, RunStatus::kDead) << fr.error;
   EXPECT_EQ(fr.attempt, 3);
   EXPECT_THAT(fr.error, HasSubstr("4"));  // the last attempt's error: exit code 4
-  EXPECT_EQ(ReadFile(dir_.File("flaky.txt")),
+  EXPECT_EQ(ReadFile(dir_.File("out/flaky.txt")),
             flaky_id + " 1\n" + flaky_id + " 2\n" + flaky_id + " 3\n");
   // Each attempt's step is recorded under its attempt number.
   std::vector<StepRun> steps;

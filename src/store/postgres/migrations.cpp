@@ -267,11 +267,18 @@ CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit
   FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 )sql";
 
-constexpr std::array<PostgresMigration, 4> kMigrations{{
+// Version 5: what the sandbox enforced for each step (engine/engine.h), in words; empty
+// for steps recorded before.
+constexpr std::string_view kV5 = R"sql(
+ALTER TABLE step_runs ADD COLUMN sandbox TEXT NOT NULL DEFAULT '';
+)sql";
+
+constexpr std::array<PostgresMigration, 5> kMigrations{{
     {1, "runbook versions, runs, attempts, step runs, log lines", kV1},
     {2, "queue: cancel flag, enqueue order, concurrency keys and slots, queue indexes", kV2},
     {3, "schedules, schedule revision, fire ledger, active runs by trigger", kV3},
     {4, "users, credentials, secrets, audit trail", kV4},
+    {5, "step runs: the sandbox in force", kV5},
 }};
 
 }  // namespace

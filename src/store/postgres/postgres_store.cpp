@@ -942,14 +942,16 @@ class PostgresTx final : public StoreTx {
     p.OptTime(s.finished_at);
     p.Text(s.error);
     p.Text(EncodeStringMap(s.outputs));
+    p.Text(s.sandbox);
     auto r = c_.Exec(
         "INSERT INTO step_runs (run_id, attempt, step_id, idx, status, exit_code, signal, "
-        "started_at, finished_at, error, outputs_json) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+        "started_at, finished_at, error, outputs_json, sandbox) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
         "ON CONFLICT (run_id, attempt, step_id) DO UPDATE SET idx = EXCLUDED.idx, "
         "status = EXCLUDED.status, exit_code = EXCLUDED.exit_code, signal = EXCLUDED.signal, "
         "started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, "
-        "error = EXCLUDED.error, outputs_json = EXCLUDED.outputs_json",
+        "error = EXCLUDED.error, outputs_json = EXCLUDED.outputs_json, "
+        "sandbox = EXCLUDED.sandbox",
         p, fmt::format("storing step {} of run {} attempt {}", s.step_id, s.run_id, s.attempt));
     if (r.status().code() == ErrorCode::kNotFound) return RunMissing(s.run_id);
     return r.status();
@@ -960,7 +962,8 @@ class PostgresTx final : public StoreTx {
     p.Text(run_id);
     AUTOMAN_ASSIGN_OR_RETURN(
         PgResult r, c_.Exec("SELECT attempt, step_id, idx, status, exit_code, signal, started_at, "
-                            "finished_at, error, outputs_json FROM step_runs WHERE run_id = $1 "
+                            "finished_at, error, outputs_json, sandbox FROM step_runs "
+                            "WHERE run_id = $1 "
                             "ORDER BY attempt, idx, step_id",
                             p, fmt::format("listing step runs of run {}", run_id)));
     std::vector<StepRun> out;
@@ -983,6 +986,7 @@ class PostgresTx final : public StoreTx {
       auto outputs = DecodeStringMap(View(res, i, 9));
       if (!outputs.ok()) return outputs.status().WithContext(owner);
       s.outputs = std::move(outputs).value();
+      s.sandbox = Str(res, i, 10);
       out.push_back(std::move(s));
     }
     return out;
@@ -1710,9 +1714,10 @@ class PostgresTx final : public StoreTx {
     p.OptTime(cr.last_used_at);
     p.OptTime(cr.revoked_at);
     AUTOMAN_ASSIGN_OR_RETURN(
-        PgResult r, c_.Exec("UPDATE credentials SET name = $2, role = $3, expires_at = $4, "
-                            "last_used_at = $5, revoked_at = COALESCE(revoked_at, $6) WHERE id = $1",
-                            p, fmt::format("updating credential {}", cr.id)));
+        PgResult r,
+        c_.Exec("UPDATE credentials SET name = $2, role = $3, expires_at = $4, "
+                "last_used_at = $5, revoked_at = COALESCE(revoked_at, $6) WHERE id = $1",
+                p, fmt::format("updating credential {}", cr.id)));
     if (Affected(r.get()) == 0) {
       return Error(ErrorCode::kNotFound, "credential {} does not exist", cr.id);
     }

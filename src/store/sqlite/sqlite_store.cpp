@@ -824,13 +824,13 @@ class SqliteTx final : public StoreTx {
     AUTOMAN_ASSIGN_OR_RETURN(
         sqlite3_stmt * raw,
         c_.Prepare("INSERT INTO step_runs (run_id, attempt, step_id, idx, status, exit_code, "
-                   "signal, started_at, finished_at, error, outputs_json) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+                   "signal, started_at, finished_at, error, outputs_json, sandbox) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
                    "ON CONFLICT (run_id, attempt, step_id) DO UPDATE SET idx = excluded.idx, "
                    "status = excluded.status, exit_code = excluded.exit_code, "
                    "signal = excluded.signal, started_at = excluded.started_at, "
                    "finished_at = excluded.finished_at, error = excluded.error, "
-                   "outputs_json = excluded.outputs_json"));
+                   "outputs_json = excluded.outputs_json, sandbox = excluded.sandbox"));
     Stmt st(raw);
     st.TextRef(1, s.run_id);
     st.Int(2, s.attempt);
@@ -843,6 +843,7 @@ class SqliteTx final : public StoreTx {
     st.OptTime(9, s.finished_at);
     st.TextRef(10, s.error);
     st.TextRef(11, outputs);
+    st.TextRef(12, s.sandbox);
     int rc = st.Step();
     if (rc == SQLITE_DONE) return Status::Ok();
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return RunMissing(s.run_id);
@@ -855,7 +856,7 @@ class SqliteTx final : public StoreTx {
     AUTOMAN_ASSIGN_OR_RETURN(
         sqlite3_stmt * raw,
         c_.Prepare("SELECT attempt, step_id, idx, status, exit_code, signal, started_at, "
-                   "finished_at, error, outputs_json FROM step_runs WHERE run_id = ?1 "
+                   "finished_at, error, outputs_json, sandbox FROM step_runs WHERE run_id = ?1 "
                    "ORDER BY attempt, idx, step_id"));
     Stmt st(raw);
     st.TextRef(1, run_id);
@@ -879,6 +880,7 @@ class SqliteTx final : public StoreTx {
       auto outputs = DecodeStringMap(st.View(9));
       if (!outputs.ok()) return outputs.status().WithContext(owner);
       s.outputs = std::move(outputs).value();
+      s.sandbox = st.Str(10);
       out.push_back(std::move(s));
     }
     if (rc != SQLITE_DONE) {
